@@ -1,0 +1,280 @@
+//! Log compaction (`cleanup.policy=compact`): keeps the latest record of every key, drops
+//! tombstones once `delete.retention.ms` has passed, and swaps cleaned segments in without
+//! blocking appends (only sealed segments are touched; the active one never is).
+//!
+//! Crash safety: each group of input segments becomes one output segment, written as
+//! `.cleaned` files, committed by renaming its `.log` to `.log.swap` (with a sidecar naming
+//! the end offset it replaces), then the inputs are deleted and the output renamed to its
+//! final name. Start-up recovery discards uncommitted output and completes committed swaps.
+
+use std::collections::HashMap;
+use std::fs::FileTimes;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::builder::BatchBuilder;
+use crate::checkpoint;
+use crate::compression::Compression;
+use crate::error::{Result, StorageError};
+use crate::partition::{settings_of, PartitionLog};
+use crate::record::{Record, RecordIter};
+use crate::recovery::{CLEANED_SUFFIX, REPLACES_EXT, SWAP_SUFFIX};
+use crate::segment::{segment_file_name, BatchPlacement, Segment};
+
+const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompactionStats {
+    /// Sealed segments that were rewritten.
+    pub segments_rewritten: usize,
+    /// Segments that replaced them.
+    pub segments_written: usize,
+    /// Records removed (superseded values and expired tombstones).
+    pub records_removed: u64,
+    /// Bytes of the rewritten segments before.
+    pub bytes_before: u64,
+    /// Bytes of their replacements.
+    pub bytes_after: u64,
+}
+
+fn decoded_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<u8>> {
+    let codec = header.compression()?;
+    let area = &batch[BATCH_HEADER_LEN..];
+    if codec == Compression::None {
+        Ok(area.to_vec())
+    } else {
+        codec.decompress(area, usize::MAX >> 1)
+    }
+}
+
+fn mtime_ms(segment: &Segment) -> i64 {
+    std::fs::metadata(segment.log_path())
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl PartitionLog {
+    /// Runs one compaction pass if the log is compacted and enough of it is dirty (or
+    /// `force`). Returns `None` when there was nothing to do.
+    pub fn compact(&self, now_ms: i64, force: bool) -> Result<Option<CompactionStats>> {
+        let config = self.config();
+        if !config.cleanup_policy.compact {
+            return Ok(None);
+        }
+        let _maintenance = self.maintenance.lock();
+        let segments = self.segment_snapshot();
+        let sealed = &segments[..segments.len() - 1];
+        let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        let cleanable: Vec<Arc<Segment>> = sealed
+            .iter()
+            .take_while(|s| config.min_compaction_lag_ms == 0 || s.max_timestamp() <= lag_horizon)
+            .cloned()
+            .collect();
+        if cleanable.is_empty() {
+            return Ok(None);
+        }
+        let checkpoint_path = self.dir.join(CLEANER_CHECKPOINT);
+        let first_dirty = checkpoint::read_i64(&checkpoint_path)?.unwrap_or(0);
+        let total: u64 = cleanable.iter().map(|s| s.size()).sum();
+        let dirty: u64 = cleanable
+            .iter()
+            .filter(|s| s.next_offset() > first_dirty)
+            .map(|s| s.size())
+            .sum();
+        let ratio = if total == 0 {
+            0.0
+        } else {
+            dirty as f64 / total as f64
+        };
+        if !force && (dirty == 0 || ratio < config.min_cleanable_dirty_ratio) {
+            return Ok(None);
+        }
+
+        let latest = latest_offsets(&cleanable)?;
+        let tombstone_horizon = now_ms.saturating_sub(config.delete_retention_ms);
+        let mut stats = CompactionStats::default();
+        for group in group_segments(&cleanable, config.segment_bytes, config.max_index_entries()) {
+            self.clean_group(&group, &latest, tombstone_horizon, now_ms, &mut stats)?;
+        }
+        let clean_end = cleanable.last().map_or(first_dirty, |s| s.next_offset());
+        checkpoint::write_i64(&checkpoint_path, clean_end)?;
+        tracing::info!(partition = %self.topic_partition, ?stats, "compacted");
+        Ok(Some(stats))
+    }
+
+    fn clean_group(
+        &self,
+        group: &[Arc<Segment>],
+        latest: &HashMap<Vec<u8>, i64>,
+        tombstone_horizon: i64,
+        now_ms: i64,
+        stats: &mut CompactionStats,
+    ) -> Result<()> {
+        let base = group[0].base_offset();
+        let settings = settings_of(&self.config());
+        let mut output = Segment::create(&self.dir, base, settings, now_ms, CLEANED_SUFFIX)?;
+        let mut removed = 0u64;
+        let mut newest_mtime = 0;
+        for segment in group {
+            let expire_tombstones = mtime_ms(segment) < tombstone_horizon;
+            newest_mtime = newest_mtime.max(mtime_ms(segment));
+            for (position, header) in segment.batch_headers()? {
+                let batch = segment.read_batch(position, &header)?;
+                let kept = if header.is_control() {
+                    Some(batch)
+                } else {
+                    retain_records(&header, &batch, latest, expire_tombstones, &mut removed)?
+                };
+                if let Some(bytes) = kept {
+                    let kept_header = BatchHeader::parse(&bytes)?;
+                    output.append(
+                        &bytes,
+                        &[BatchPlacement {
+                            base_offset: kept_header.base_offset,
+                            last_offset: kept_header.last_offset(),
+                            max_timestamp: kept_header.max_timestamp,
+                            size: bytes.len(),
+                        }],
+                    )?;
+                }
+            }
+        }
+        if removed == 0 {
+            drop(output);
+            Segment::delete_files_of(&self.dir, base, CLEANED_SUFFIX);
+            return Ok(());
+        }
+        output.seal(true)?;
+        let modified = UNIX_EPOCH + Duration::from_millis(newest_mtime.max(0) as u64);
+        set_mtime(output.log_path(), modified)?;
+
+        // Commit: sidecar first, then the .log rename is the point of no return.
+        let end = group.last().map_or(base, |s| s.next_offset());
+        let sidecar = self.dir.join(format!(
+            "{}{SWAP_SUFFIX}",
+            segment_file_name(base, REPLACES_EXT)
+        ));
+        checkpoint::write_i64(&sidecar, end)?;
+        output.rename_suffix(&self.dir, SWAP_SUFFIX)?;
+        for old in group {
+            old.delete_files()?;
+        }
+        output.rename_suffix(&self.dir, "")?;
+        std::fs::remove_file(&sidecar).map_err(|e| StorageError::io(&sidecar, e))?;
+        {
+            let mut segments = self.segments.write();
+            for old in group {
+                segments.remove(&old.base_offset());
+            }
+            stats.bytes_after += output.size();
+            segments.insert(base, Arc::new(output));
+        }
+        stats.segments_rewritten += group.len();
+        stats.segments_written += 1;
+        stats.records_removed += removed;
+        stats.bytes_before += group.iter().map(|s| s.size()).sum::<u64>();
+        Ok(())
+    }
+}
+
+fn set_mtime(path: &std::path::Path, modified: SystemTime) -> Result<()> {
+    let file = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .map_err(|e| StorageError::io(path, e))?;
+    file.set_times(FileTimes::new().set_modified(modified))
+        .map_err(|e| StorageError::io(path, e))
+}
+
+/// The offset of the newest record of every key in `segments`.
+fn latest_offsets(segments: &[Arc<Segment>]) -> Result<HashMap<Vec<u8>, i64>> {
+    let mut latest = HashMap::new();
+    for segment in segments {
+        for (position, header) in segment.batch_headers()? {
+            if header.is_control() {
+                continue;
+            }
+            let batch = segment.read_batch(position, &header)?;
+            let records = decoded_records(&header, &batch)?;
+            for record in RecordIter::new(&records, header.record_count.max(0) as usize) {
+                let record = record?;
+                if let Some(key) = record.key {
+                    let offset = header.base_offset + i64::from(record.offset_delta);
+                    latest.insert(key.to_vec(), offset);
+                }
+            }
+        }
+    }
+    Ok(latest)
+}
+
+/// The batch with only its surviving records: unchanged bytes when all survive, a rebuilt
+/// batch (same offsets range, producer fields and codec) when some do, `None` when none do.
+fn retain_records(
+    header: &BatchHeader,
+    batch: &[u8],
+    latest: &HashMap<Vec<u8>, i64>,
+    expire_tombstones: bool,
+    removed: &mut u64,
+) -> Result<Option<Vec<u8>>> {
+    let records = decoded_records(header, batch)?;
+    let all: Vec<Record<'_>> =
+        RecordIter::new(&records, header.record_count.max(0) as usize).collect::<Result<_>>()?;
+    let keep = |r: &Record<'_>| {
+        let offset = header.base_offset + i64::from(r.offset_delta);
+        let Some(key) = r.key else { return true };
+        let is_latest = latest.get(key).is_none_or(|newest| *newest <= offset);
+        is_latest && !(r.value.is_none() && expire_tombstones)
+    };
+    let kept: Vec<&Record<'_>> = all.iter().filter(|r| keep(r)).collect();
+    *removed += (all.len() - kept.len()) as u64;
+    if kept.len() == all.len() {
+        return Ok(Some(batch.to_vec()));
+    }
+    if kept.is_empty() {
+        return Ok(None);
+    }
+    let mut builder = BatchBuilder::like(header);
+    for r in kept {
+        builder.push_at(
+            r.offset_delta,
+            header.base_timestamp + r.timestamp_delta,
+            r.key,
+            r.value,
+            &r.headers,
+        );
+    }
+    Ok(Some(builder.build()))
+}
+
+/// Splits consecutive segments into groups that fit one output segment.
+fn group_segments(
+    segments: &[Arc<Segment>],
+    max_bytes: u64,
+    max_index_entries: usize,
+) -> Vec<Vec<Arc<Segment>>> {
+    let mut groups: Vec<Vec<Arc<Segment>>> = Vec::new();
+    let mut size = 0u64;
+    let mut entries = 0usize;
+    for segment in segments {
+        let fits = groups.last().is_some_and(|g| {
+            size + segment.size() <= max_bytes
+                && entries + segment.index_entries() <= max_index_entries
+                && segment.next_offset() - g[0].base_offset() < i64::from(u32::MAX) - 1
+        });
+        if fits {
+            groups.last_mut().expect("checked").push(segment.clone());
+            size += segment.size();
+            entries += segment.index_entries();
+        } else {
+            groups.push(vec![segment.clone()]);
+            size = segment.size();
+            entries = segment.index_entries();
+        }
+    }
+    groups
+}

@@ -1,0 +1,305 @@
+//! Per-topic log configuration under Kafka's names and defaults.
+//!
+//! The broker stores topic configs as Kafka key/value strings; [`LogConfig::apply`] turns
+//! them into typed settings and [`LogConfig::describe`] lists every key with its current
+//! value, so admin clients can show defaults as Kafka does.
+
+use crate::batch::{TimestampType, ValidationLimits};
+use crate::error::{Result, StorageError};
+
+/// What happens to old data: deletion by retention, compaction by key, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Old segments are deleted by `retention.ms` / `retention.bytes`.
+    pub delete: bool,
+    /// Older records of a key are removed once a newer one exists.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    fn parse(value: &str) -> Option<Self> {
+        let mut policy = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for part in value.split(',').map(str::trim) {
+            match part {
+                "delete" => policy.delete = true,
+                "compact" => policy.compact = true,
+                _ => return None,
+            }
+        }
+        (policy.delete || policy.compact).then_some(policy)
+    }
+
+    fn render(self) -> String {
+        match (self.compact, self.delete) {
+            (true, true) => "compact,delete".to_string(),
+            (true, false) => "compact".to_string(),
+            _ => "delete".to_string(),
+        }
+    }
+}
+
+/// Settings of one partition log. Field names follow the Kafka topic config keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll the active segment when it would grow past this size.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll the active segment when it is older than this.
+    pub segment_ms: i64,
+    /// `segment.index.bytes`: roll when the offset index reaches this size.
+    pub segment_index_bytes: u64,
+    /// `index.interval.bytes`: bytes of log between two index entries.
+    pub index_interval_bytes: u64,
+    /// `retention.ms`: delete segments whose newest record is older (-1: keep forever).
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete oldest segments while the log is larger (-1: no limit).
+    pub retention_bytes: i64,
+    /// `cleanup.policy`.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long tombstones survive compaction.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are never compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`: compact once this share of the log is uncompacted.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `max.message.bytes`: largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type`: CreateTime or LogAppendTime.
+    pub message_timestamp_type: TimestampType,
+    /// `message.timestamp.before.max.ms`.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`.
+    pub message_timestamp_after_max_ms: i64,
+    /// `flush.messages`: fsync after this many messages (1: every batch; i64::MAX: never).
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync at least this often (i64::MAX: leave it to the OS).
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1024 * 1024 * 1024,
+            segment_ms: 7 * 24 * 3600 * 1000,
+            segment_index_bytes: 10 * 1024 * 1024,
+            index_interval_bytes: 4096,
+            retention_ms: 7 * 24 * 3600 * 1000,
+            retention_bytes: -1,
+            cleanup_policy: CleanupPolicy {
+                delete: true,
+                compact: false,
+            },
+            delete_retention_ms: 24 * 3600 * 1000,
+            min_compaction_lag_ms: 0,
+            min_cleanable_dirty_ratio: 0.5,
+            max_message_bytes: 1_048_588,
+            message_timestamp_type: TimestampType::CreateTime,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: i64::MAX,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+/// Every key [`LogConfig`] understands, in the order `describe` lists them.
+pub const LOG_CONFIG_KEYS: &[&str] = &[
+    "cleanup.policy",
+    "delete.retention.ms",
+    "flush.messages",
+    "flush.ms",
+    "index.interval.bytes",
+    "max.message.bytes",
+    "message.timestamp.after.max.ms",
+    "message.timestamp.before.max.ms",
+    "message.timestamp.type",
+    "min.cleanable.dirty.ratio",
+    "min.compaction.lag.ms",
+    "retention.bytes",
+    "retention.ms",
+    "segment.bytes",
+    "segment.index.bytes",
+    "segment.ms",
+];
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| StorageError::InvalidConfig(format!("{key}={value:?} is not a valid number")))
+}
+
+fn at_least<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, min: T) -> Result<T> {
+    if v < min {
+        return Err(StorageError::InvalidConfig(format!(
+            "{key}={v} is below the minimum {min}"
+        )));
+    }
+    Ok(v)
+}
+
+impl LogConfig {
+    /// Sets one Kafka topic config key from its string value.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<()> {
+        match key {
+            "cleanup.policy" => {
+                self.cleanup_policy = CleanupPolicy::parse(value).ok_or_else(|| {
+                    StorageError::InvalidConfig(format!(
+                        "cleanup.policy={value:?}: expected delete, compact or compact,delete"
+                    ))
+                })?
+            }
+            "delete.retention.ms" => {
+                self.delete_retention_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "flush.messages" => self.flush_messages = at_least(key, parse_num(key, value)?, 1)?,
+            "flush.ms" => self.flush_ms = at_least(key, parse_num(key, value)?, 0)?,
+            "index.interval.bytes" => {
+                self.index_interval_bytes = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "max.message.bytes" => {
+                self.max_message_bytes = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "message.timestamp.after.max.ms" => {
+                self.message_timestamp_after_max_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "message.timestamp.before.max.ms" | "message.timestamp.difference.max.ms" => {
+                self.message_timestamp_before_max_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "message.timestamp.type" => {
+                self.message_timestamp_type = match value.trim() {
+                    "CreateTime" => TimestampType::CreateTime,
+                    "LogAppendTime" => TimestampType::LogAppendTime,
+                    _ => {
+                        return Err(StorageError::InvalidConfig(format!(
+                            "message.timestamp.type={value:?}: expected CreateTime or LogAppendTime"
+                        )))
+                    }
+                }
+            }
+            "min.cleanable.dirty.ratio" => {
+                let v: f64 = parse_num(key, value)?;
+                if !(0.0..=1.0).contains(&v) {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "min.cleanable.dirty.ratio={v} must be between 0 and 1"
+                    )));
+                }
+                self.min_cleanable_dirty_ratio = v;
+            }
+            "min.compaction.lag.ms" => {
+                self.min_compaction_lag_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "retention.bytes" => self.retention_bytes = at_least(key, parse_num(key, value)?, -1)?,
+            "retention.ms" => self.retention_ms = at_least(key, parse_num(key, value)?, -1)?,
+            "segment.bytes" => {
+                let v: u64 = at_least(key, parse_num(key, value)?, 14)?;
+                if v > i32::MAX as u64 {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "segment.bytes={v} is above the maximum {}",
+                        i32::MAX
+                    )));
+                }
+                self.segment_bytes = v;
+            }
+            "segment.index.bytes" => {
+                self.segment_index_bytes = at_least(key, parse_num(key, value)?, 8)?
+            }
+            "segment.ms" => self.segment_ms = at_least(key, parse_num(key, value)?, 1)?,
+            other => {
+                return Err(StorageError::InvalidConfig(format!(
+                    "unknown topic config {other:?}"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds a config from defaults overridden by the given Kafka key/value pairs.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
+        let mut config = LogConfig::default();
+        for (k, v) in pairs {
+            config.apply(k, v)?;
+        }
+        Ok(config)
+    }
+
+    /// The current value of a key, rendered as Kafka renders it.
+    pub fn get(&self, key: &str) -> Option<String> {
+        Some(match key {
+            "cleanup.policy" => self.cleanup_policy.render(),
+            "delete.retention.ms" => self.delete_retention_ms.to_string(),
+            "flush.messages" => self.flush_messages.to_string(),
+            "flush.ms" => self.flush_ms.to_string(),
+            "index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "max.message.bytes" => self.max_message_bytes.to_string(),
+            "message.timestamp.after.max.ms" => self.message_timestamp_after_max_ms.to_string(),
+            "message.timestamp.before.max.ms" => self.message_timestamp_before_max_ms.to_string(),
+            "message.timestamp.type" => match self.message_timestamp_type {
+                TimestampType::CreateTime => "CreateTime".to_string(),
+                TimestampType::LogAppendTime => "LogAppendTime".to_string(),
+            },
+            "min.cleanable.dirty.ratio" => self.min_cleanable_dirty_ratio.to_string(),
+            "min.compaction.lag.ms" => self.min_compaction_lag_ms.to_string(),
+            "retention.bytes" => self.retention_bytes.to_string(),
+            "retention.ms" => self.retention_ms.to_string(),
+            "segment.bytes" => self.segment_bytes.to_string(),
+            "segment.index.bytes" => self.segment_index_bytes.to_string(),
+            "segment.ms" => self.segment_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// Every key with its current value.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        LOG_CONFIG_KEYS
+            .iter()
+            .filter_map(|k| self.get(k).map(|v| (*k, v)))
+            .collect()
+    }
+
+    /// The validation bounds producers' batches are checked against.
+    pub fn validation_limits(&self) -> ValidationLimits {
+        ValidationLimits {
+            max_batch_bytes: self.max_message_bytes,
+            max_decompressed_bytes: ValidationLimits::default().max_decompressed_bytes,
+            timestamp_before_max_ms: self.message_timestamp_before_max_ms,
+            timestamp_after_max_ms: self.message_timestamp_after_max_ms,
+            require_keys: self.cleanup_policy.compact,
+        }
+    }
+
+    /// Largest number of offset index entries a segment may hold before it rolls.
+    pub fn max_index_entries(&self) -> usize {
+        (self.segment_index_bytes / 8).max(1) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_round_trips_through_get_and_apply() {
+        let defaults = LogConfig::default();
+        let mut copy = LogConfig::default();
+        for (k, v) in defaults.describe() {
+            copy.apply(k, &v).unwrap();
+        }
+        assert_eq!(copy, defaults);
+        assert_eq!(defaults.describe().len(), LOG_CONFIG_KEYS.len());
+    }
+
+    #[test]
+    fn bad_values_name_the_problem() {
+        let mut c = LogConfig::default();
+        let err = c.apply("retention.ms", "soon").unwrap_err().to_string();
+        assert!(err.contains("retention.ms"), "{err}");
+        assert!(c.apply("cleanup.policy", "shred").is_err());
+        assert!(c.apply("segment.bytes", "10").is_err());
+        assert!(c.apply("no.such.key", "1").is_err());
+        c.apply("cleanup.policy", "compact,delete").unwrap();
+        assert!(c.cleanup_policy.compact && c.cleanup_policy.delete);
+    }
+}

@@ -1,0 +1,38 @@
+//! sluice-storage: the partition log.
+//!
+//! A partition is a directory of segments named by base offset. Each `.log` file holds Kafka
+//! v2 record batches exactly as producers sent them, with only the base offset (and, for
+//! LogAppendTime, the max timestamp and CRC) rewritten. Sparse `.index` and `.timeindex`
+//! files make reads by offset and by time cheap. This crate knows nothing of sockets or
+//! Kafka requests: the broker turns requests into calls on [`LogStore`] and
+//! [`PartitionLog`], and errors back into Kafka codes with
+//! [`StorageError::kafka_error_code`].
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod builder;
+pub mod checkpoint;
+pub mod compaction;
+pub mod compression;
+pub mod config;
+pub mod error;
+pub mod index;
+pub mod partition;
+pub mod record;
+pub mod recovery;
+pub mod retention;
+pub mod segment;
+pub mod slice;
+pub mod store;
+pub mod varint;
+
+pub use batch::{BatchHeader, TimestampType, ValidationLimits};
+pub use builder::BatchBuilder;
+pub use compaction::CompactionStats;
+pub use compression::Compression;
+pub use config::{CleanupPolicy, LogConfig};
+pub use error::{Result, StorageError};
+pub use partition::{AppendInfo, PartitionLog, ReadResult, TopicPartition};
+pub use slice::FileSlice;
+pub use store::{now_ms, LogStore, MaintenanceSettings};

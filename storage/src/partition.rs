@@ -1,0 +1,553 @@
+//! A partition log: an ordered set of segments with one writer and many readers.
+//!
+//! Appends validate every batch outside any lock, then, under the writer lock, assign
+//! offsets, roll the active segment when needed, write and publish. Readers take a
+//! snapshot of the segment list (a brief read lock) and read published byte ranges only.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::batch::{self, batch_size_at, TimestampType, ValidatedBatch};
+use crate::checkpoint;
+use crate::config::LogConfig;
+use crate::error::{Result, StorageError};
+use crate::segment::{BatchPlacement, Segment, SegmentSettings};
+use crate::slice::FileSlice;
+
+/// A topic name and partition number: the unit of ordering and of storage.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: i32,
+}
+
+impl TopicPartition {
+    /// Creates a topic-partition.
+    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
+    }
+
+    /// The directory name Kafka uses: `<topic>-<partition>`.
+    pub fn dir_name(&self) -> String {
+        format!("{}-{}", self.topic, self.partition)
+    }
+
+    /// Parses a directory name made by [`TopicPartition::dir_name`].
+    pub fn parse_dir_name(name: &str) -> Option<Self> {
+        let (topic, partition) = name.rsplit_once('-')?;
+        let partition: i32 = partition.parse().ok()?;
+        (!topic.is_empty() && partition >= 0 && partition.to_string() == name[topic.len() + 1..])
+            .then(|| TopicPartition::new(topic, partition))
+    }
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset given to the first record.
+    pub base_offset: i64,
+    /// Offset given to the last record.
+    pub last_offset: i64,
+    /// The broker time stamped on the records for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    /// Log start offset after the append.
+    pub log_start_offset: i64,
+    /// Records appended.
+    pub record_count: i64,
+}
+
+/// What a read returned, with the offsets a fetch response reports.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole batches, or `None` when there is nothing at or after the offset yet.
+    pub slice: Option<FileSlice>,
+    /// Offset after the last record readers may see.
+    pub high_watermark: i64,
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+}
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+/// One partition's log on disk.
+pub struct PartitionLog {
+    pub(crate) topic_partition: TopicPartition,
+    pub(crate) dir: PathBuf,
+    config: RwLock<Arc<LogConfig>>,
+    pub(crate) segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
+    /// Serialises appends; holds messages written since the last fsync.
+    writer: Mutex<i64>,
+    /// Serialises retention, compaction and DeleteRecords, which remove segments.
+    pub(crate) maintenance: Mutex<()>,
+    log_start: AtomicI64,
+    last_flush_ms: AtomicI64,
+    closed: AtomicBool,
+}
+
+impl fmt::Debug for PartitionLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionLog")
+            .field("partition", &self.topic_partition)
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+pub(crate) fn settings_of(config: &LogConfig) -> SegmentSettings {
+    SegmentSettings {
+        index_interval_bytes: config.index_interval_bytes,
+    }
+}
+
+impl PartitionLog {
+    /// Opens (or creates) the partition directory `dir`. After an unclean shutdown
+    /// (`clean == false`) the tail segment is verified batch by batch and repaired.
+    pub fn open(
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        clean: bool,
+        now_ms: i64,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
+        let bases = crate::recovery::prepare_directory(dir)?;
+        let settings = settings_of(&config);
+        let mut segments = BTreeMap::new();
+        for (i, base) in bases.iter().enumerate() {
+            let is_tail = i + 1 == bases.len();
+            let segment = Segment::open(dir, *base, settings, is_tail && !clean, now_ms)?;
+            segments.insert(*base, Arc::new(segment));
+        }
+        let persisted_start = checkpoint::read_i64(&dir.join(LOG_START_FILE))?;
+        if segments.is_empty() {
+            let base = persisted_start.unwrap_or(0).max(0);
+            segments.insert(
+                base,
+                Arc::new(Segment::create(dir, base, settings, now_ms, "")?),
+            );
+        }
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+        let log_start = persisted_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end);
+        Ok(PartitionLog {
+            topic_partition,
+            dir: dir.to_path_buf(),
+            config: RwLock::new(Arc::new(config)),
+            segments: RwLock::new(segments),
+            writer: Mutex::new(0),
+            maintenance: Mutex::new(()),
+            log_start: AtomicI64::new(log_start),
+            last_flush_ms: AtomicI64::new(now_ms),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    /// The partition this log stores.
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current configuration.
+    pub fn config(&self) -> Arc<LogConfig> {
+        self.config.read().clone()
+    }
+
+    /// Replaces the configuration; it applies to the next append, roll and maintenance run.
+    pub fn set_config(&self, config: LogConfig) {
+        *self.config.write() = Arc::new(config);
+    }
+
+    /// First offset still readable.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset the next record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active_segment().next_offset()
+    }
+
+    /// Offset after the last record readers may see. With a single replica every appended
+    /// record is committed, so this equals the log end offset.
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+
+    /// Bytes of record batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.read().values().map(|s| s.size()).sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.segments.read().len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.read().keys().copied().collect()
+    }
+
+    pub(crate) fn active_segment(&self) -> Arc<Segment> {
+        self.segments
+            .read()
+            .values()
+            .next_back()
+            .cloned()
+            .expect("a partition log always has an active segment")
+    }
+
+    pub(crate) fn segment_snapshot(&self) -> Vec<Arc<Segment>> {
+        self.segments.read().values().cloned().collect()
+    }
+
+    /// Validates and appends one or more record batches from a producer. Offsets are
+    /// assigned by rewriting each batch's baseOffset in `records`; LogAppendTime topics also
+    /// get their timestamps rewritten. Nothing is written unless every batch is valid.
+    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let config = self.config();
+        let validated = split_and_validate(records, &config, now_ms)?;
+        let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
+
+        let mut unflushed = self.writer.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StorageError::Closed);
+        }
+        let base_offset = self.log_end_offset();
+        let mut next = base_offset;
+        let mut placements = Vec::with_capacity(validated.len());
+        let mut position = 0;
+        for v in &validated {
+            let size = v.header.total_size();
+            let bytes = &mut records[position..position + size];
+            batch::set_base_offset(bytes, next);
+            batch::set_partition_leader_epoch(bytes, 0);
+            let max_timestamp = if log_append {
+                batch::set_max_timestamp(bytes, TimestampType::LogAppendTime, now_ms);
+                now_ms
+            } else {
+                if v.header.max_timestamp != v.max_record_timestamp
+                    || v.header.timestamp_type() != TimestampType::CreateTime
+                {
+                    batch::set_max_timestamp(
+                        bytes,
+                        TimestampType::CreateTime,
+                        v.max_record_timestamp,
+                    );
+                }
+                v.max_record_timestamp
+            };
+            let last_offset = next + i64::from(v.header.last_offset_delta);
+            placements.push(BatchPlacement {
+                base_offset: next,
+                last_offset,
+                max_timestamp,
+                size,
+            });
+            next = last_offset + 1;
+            position += size;
+        }
+        let mut active = self.active_segment();
+        if self.should_roll(&active, position as u64, next - 1, now_ms, &config) {
+            active = self.roll(&active, now_ms, &config)?;
+        }
+        active.append(&records[..position], &placements)?;
+        *unflushed += next - base_offset;
+        if *unflushed >= config.flush_messages {
+            active.flush()?;
+            *unflushed = 0;
+            self.last_flush_ms.store(now_ms, Ordering::Release);
+        }
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: if log_append { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset(),
+            record_count: next - base_offset,
+        })
+    }
+
+    fn should_roll(
+        &self,
+        active: &Segment,
+        incoming: u64,
+        last_offset: i64,
+        now_ms: i64,
+        config: &LogConfig,
+    ) -> bool {
+        let size = active.size();
+        if size == 0 {
+            return false;
+        }
+        size + incoming > config.segment_bytes
+            || active.age_ms(now_ms) >= config.segment_ms
+            || active.index_entries() >= config.max_index_entries()
+            || last_offset - active.base_offset() >= i64::from(u32::MAX) - 1
+    }
+
+    /// Seals the active segment and starts a new one at the log end. Caller holds the
+    /// writer lock.
+    fn roll(&self, active: &Segment, now_ms: i64, config: &LogConfig) -> Result<Arc<Segment>> {
+        let sync = config.flush_messages != i64::MAX || config.flush_ms != i64::MAX;
+        active.seal(sync)?;
+        let base = active.next_offset();
+        let segment = Arc::new(Segment::create(
+            &self.dir,
+            base,
+            settings_of(config),
+            now_ms,
+            "",
+        )?);
+        self.segments.write().insert(base, segment.clone());
+        tracing::debug!(partition = %self.topic_partition, base, "rolled segment");
+        Ok(segment)
+    }
+
+    /// Forces a roll of a non-empty active segment (retention of an expired active segment).
+    pub(crate) fn roll_if_not_empty(&self, now_ms: i64) -> Result<()> {
+        let _writer = self.writer.lock();
+        let active = self.active_segment();
+        if active.size() > 0 {
+            self.roll(&active, now_ms, &self.config())?;
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on, about `max_bytes` of them (at least one batch).
+    /// An offset outside `[log start, log end]` is OFFSET_OUT_OF_RANGE.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let log_start = self.log_start_offset();
+        let log_end = self.log_end_offset();
+        if offset < log_start || offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start,
+                log_end,
+            });
+        }
+        let mut cursor = offset;
+        let mut slice = None;
+        while cursor < log_end {
+            let segment = {
+                let segments = self.segments.read();
+                segments
+                    .range(..=cursor)
+                    .next_back()
+                    .filter(|(_, s)| s.next_offset() > cursor)
+                    .or_else(|| segments.range(cursor + 1..).next())
+                    .map(|(_, s)| s.clone())
+            };
+            let Some(segment) = segment else { break };
+            let from = cursor.max(segment.base_offset());
+            match segment.read(from, max_bytes)? {
+                Some(found) => {
+                    slice = Some(found);
+                    break;
+                }
+                None => cursor = segment.next_offset().max(from + 1),
+            }
+        }
+        Ok(ReadResult {
+            slice,
+            high_watermark: self.high_watermark(),
+            log_start_offset: self.log_start_offset(),
+        })
+    }
+
+    /// The first record whose timestamp is at least `timestamp`: `(offset, timestamp)`, or
+    /// `None` when every record is older (ListOffsets then answers with the log end).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>> {
+        let log_start = self.log_start_offset();
+        for segment in self.segment_snapshot() {
+            if segment.next_offset() <= log_start || segment.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some(found) = segment.find_timestamp(timestamp, log_start)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp (the first of them on a tie):
+    /// `(offset, timestamp)`, as ListOffsets' MAX_TIMESTAMP asks.
+    pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
+        let log_start = self.log_start_offset();
+        let max = self
+            .segment_snapshot()
+            .iter()
+            .filter(|s| s.next_offset() > log_start)
+            .map(|s| s.max_timestamp())
+            .max()
+            .unwrap_or(-1);
+        if max < 0 {
+            return Ok(None);
+        }
+        self.offset_for_timestamp(max)
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords); `-1` means the high
+    /// watermark. Segments wholly below it are removed. Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64> {
+        let _maintenance = self.maintenance.lock();
+        let high_watermark = self.high_watermark();
+        let target = if offset == -1 { high_watermark } else { offset };
+        if target < 0 || target > high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                offset,
+                log_start: self.log_start_offset(),
+                log_end: high_watermark,
+            });
+        }
+        if target > self.log_start_offset() {
+            self.set_log_start(target)?;
+            self.remove_segments_below_log_start()?;
+        }
+        Ok(self.log_start_offset())
+    }
+
+    pub(crate) fn set_log_start(&self, offset: i64) -> Result<()> {
+        checkpoint::write_i64(&self.dir.join(LOG_START_FILE), offset)?;
+        self.log_start.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// Removes non-active segments whose records are all below the log start offset.
+    pub(crate) fn remove_segments_below_log_start(&self) -> Result<usize> {
+        let log_start = self.log_start_offset();
+        let doomed: Vec<Arc<Segment>> = {
+            let segments = self.segment_snapshot();
+            let active = segments.len().saturating_sub(1);
+            segments
+                .into_iter()
+                .take(active)
+                .filter(|s| s.next_offset() <= log_start)
+                .collect()
+        };
+        self.remove_segments(&doomed)
+    }
+
+    /// Takes segments out of the log, then deletes their files. Caller holds `maintenance`.
+    pub(crate) fn remove_segments(&self, doomed: &[Arc<Segment>]) -> Result<usize> {
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        {
+            let mut segments = self.segments.write();
+            for s in doomed {
+                segments.remove(&s.base_offset());
+            }
+        }
+        for s in doomed {
+            s.delete_files()?;
+        }
+        let first = *self
+            .segments
+            .read()
+            .keys()
+            .next()
+            .expect("the active segment is never removed");
+        if first > self.log_start_offset() {
+            self.set_log_start(first)?;
+        }
+        tracing::info!(partition = %self.topic_partition, segments = doomed.len(), log_start = self.log_start_offset(), "deleted segments");
+        Ok(doomed.len())
+    }
+
+    /// fsyncs the active segment and its indexes if anything was written since the last
+    /// flush. Called by the interval flusher and on shutdown.
+    pub fn flush(&self, now_ms: i64) -> Result<()> {
+        let mut unflushed = self.writer.lock();
+        if *unflushed > 0 {
+            self.active_segment().flush()?;
+            *unflushed = 0;
+        }
+        self.last_flush_ms.store(now_ms, Ordering::Release);
+        Ok(())
+    }
+
+    /// Milliseconds since the last fsync.
+    pub fn ms_since_flush(&self, now_ms: i64) -> i64 {
+        now_ms - self.last_flush_ms.load(Ordering::Acquire)
+    }
+
+    /// Flushes everything and refuses further appends.
+    pub fn close(&self) -> Result<()> {
+        let _writer = self.writer.lock();
+        self.closed.store(true, Ordering::Release);
+        self.active_segment().seal(true)
+    }
+
+    /// Closes the log and removes its directory (topic deletion).
+    pub fn delete(&self) -> Result<()> {
+        self.close()?;
+        let _maintenance = self.maintenance.lock();
+        std::fs::remove_dir_all(&self.dir).map_err(|e| StorageError::io(&self.dir, e))
+    }
+}
+
+fn split_and_validate(
+    records: &[u8],
+    config: &LogConfig,
+    now_ms: i64,
+) -> Result<Vec<ValidatedBatch>> {
+    let limits = config.validation_limits();
+    let mut validated = Vec::with_capacity(1);
+    let mut position = 0;
+    while position < records.len() {
+        let rest = &records[position..];
+        let size = batch_size_at(rest).ok_or_else(|| {
+            StorageError::CorruptMessage(format!(
+                "{} bytes after the last batch are not a batch header",
+                rest.len()
+            ))
+        })?;
+        if size > rest.len() {
+            if size > limits.max_batch_bytes {
+                return Err(StorageError::MessageTooLarge {
+                    size,
+                    limit: limits.max_batch_bytes,
+                });
+            }
+            return Err(StorageError::CorruptMessage(format!(
+                "batch length says {size} bytes but only {} were sent",
+                rest.len()
+            )));
+        }
+        validated.push(batch::validate(&rest[..size], &limits, now_ms)?);
+        position += size;
+    }
+    if validated.is_empty() {
+        return Err(StorageError::InvalidRecord(
+            "the produce carried no record batch".to_string(),
+        ));
+    }
+    Ok(validated)
+}

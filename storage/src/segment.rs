@@ -1,0 +1,660 @@
+//! One segment of a partition log: a `.log` file of record batches plus its sparse
+//! `.index` and `.timeindex`, named by the segment's base offset.
+//!
+//! A segment has a single writer (the partition's append path) and any number of readers.
+//! The writer publishes the segment's end (next offset and byte size) in one atomic word
+//! after the bytes are written, so readers never see a partial batch and never take a lock
+//! the writer waits on.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::batch::{compute_crc, BatchHeader, TimestampType, BATCH_HEADER_LEN};
+use crate::error::{Result, StorageError};
+use crate::index::{OffsetEntry, SparseIndex, TimeEntry};
+use crate::record::RecordIter;
+use crate::slice::FileSlice;
+
+/// File extension of the record data.
+pub const LOG_EXT: &str = "log";
+/// File extension of the offset index.
+pub const INDEX_EXT: &str = "index";
+/// File extension of the time index.
+pub const TIME_INDEX_EXT: &str = "timeindex";
+
+/// The name Kafka gives a segment file: 20-digit zero-padded base offset plus extension.
+pub fn segment_file_name(base_offset: i64, ext: &str) -> String {
+    format!("{base_offset:020}.{ext}")
+}
+
+/// Where a batch about to be appended goes, as assigned by the partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPlacement {
+    /// Offset of its first record.
+    pub base_offset: i64,
+    /// Offset of its last record.
+    pub last_offset: i64,
+    /// Largest timestamp in it.
+    pub max_timestamp: i64,
+    /// Its size in bytes.
+    pub size: usize,
+}
+
+/// Settings a segment needs from the log config.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentSettings {
+    /// `index.interval.bytes`.
+    pub index_interval_bytes: u64,
+}
+
+/// One `.log` file and its indexes.
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    file: Arc<File>,
+    /// `(next offset - base offset) << 32 | byte size`, published after each append.
+    end: AtomicU64,
+    max_timestamp: AtomicI64,
+    /// Time the segment's age for `segment.ms` is counted from.
+    roll_base_ms: i64,
+    bytes_since_index: AtomicU64,
+    settings: SegmentSettings,
+    offset_index: SparseIndex<OffsetEntry>,
+    time_index: SparseIndex<TimeEntry>,
+}
+
+fn pack(relative_next: u32, size: u32) -> u64 {
+    (u64::from(relative_next) << 32) | u64::from(size)
+}
+
+fn path_with(dir: &Path, base: i64, ext: &str, suffix: &str) -> PathBuf {
+    dir.join(format!("{}{suffix}", segment_file_name(base, ext)))
+}
+
+/// Why a scan of segment bytes stopped before the end of the file.
+#[derive(Debug)]
+struct Damage {
+    position: u64,
+    reason: String,
+}
+
+impl Segment {
+    /// Creates a new, empty segment at `base_offset`. `suffix` is empty for live segments and
+    /// `.cleaned` for the output of compaction before it is swapped in.
+    pub fn create(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        now_ms: i64,
+        suffix: &str,
+    ) -> Result<Self> {
+        let log_path = path_with(dir, base_offset, LOG_EXT, suffix);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        Ok(Segment {
+            base_offset,
+            file: Arc::new(file),
+            end: AtomicU64::new(0),
+            max_timestamp: AtomicI64::new(-1),
+            roll_base_ms: now_ms,
+            bytes_since_index: AtomicU64::new(0),
+            settings,
+            offset_index: SparseIndex::create(&path_with(dir, base_offset, INDEX_EXT, suffix))?,
+            time_index: SparseIndex::create(&path_with(dir, base_offset, TIME_INDEX_EXT, suffix))?,
+            log_path,
+        })
+    }
+
+    /// Opens an existing segment. The part after the last index entry is always re-scanned
+    /// (to find the segment's end); with `verify` every scanned batch's CRC is checked too.
+    /// A torn or corrupt tail is truncated at the last complete valid batch; missing or wrong
+    /// indexes are rebuilt. Damage is logged, never fatal.
+    pub fn open(
+        dir: &Path,
+        base_offset: i64,
+        settings: SegmentSettings,
+        verify: bool,
+        now_ms: i64,
+    ) -> Result<Self> {
+        let log_path = path_with(dir, base_offset, LOG_EXT, "");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| StorageError::io(&log_path, e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io(&log_path, e))?
+            .len();
+        if len > u64::from(u32::MAX) {
+            return Err(StorageError::CorruptMessage(format!(
+                "{} is {len} bytes, larger than a segment can be",
+                log_path.display()
+            )));
+        }
+        let (offset_index, offsets_ok) = SparseIndex::load(
+            &path_with(dir, base_offset, INDEX_EXT, ""),
+            |e: &OffsetEntry| u64::from(e.position) < len,
+        )?;
+        let (time_index, times_ok) =
+            SparseIndex::load(&path_with(dir, base_offset, TIME_INDEX_EXT, ""), |_| true)?;
+        if !offsets_ok || !times_ok {
+            tracing::warn!(segment = %log_path.display(), "segment index missing or invalid; rebuilding it");
+        }
+        let segment = Segment {
+            base_offset,
+            file: Arc::new(file),
+            end: AtomicU64::new(0),
+            max_timestamp: AtomicI64::new(-1),
+            roll_base_ms: now_ms,
+            bytes_since_index: AtomicU64::new(0),
+            settings,
+            offset_index,
+            time_index,
+            log_path,
+        };
+        let segment = Segment {
+            roll_base_ms: segment.first_batch_timestamp().unwrap_or(now_ms),
+            ..segment
+        };
+        segment.recover(len, verify || !offsets_ok)?;
+        Ok(segment)
+    }
+
+    fn first_batch_timestamp(&self) -> Option<i64> {
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file.read_exact_at(&mut buf, 0).ok()?;
+        let header = BatchHeader::parse(&buf).ok()?;
+        (header.max_timestamp >= 0).then_some(header.max_timestamp)
+    }
+
+    /// Finds the last index entry that really points at a batch, re-scans everything after
+    /// it, truncates damage and restores the in-memory end, indexes and max timestamp.
+    fn recover(&self, len: u64, verify: bool) -> Result<()> {
+        let start = loop {
+            let Some(entry) = self.offset_index.last() else {
+                break OffsetEntry {
+                    relative_offset: 0,
+                    position: 0,
+                };
+            };
+            let points_at_batch = self.header_at(u64::from(entry.position)).is_ok_and(|h| {
+                h.base_offset == self.base_offset + i64::from(entry.relative_offset)
+            });
+            if points_at_batch {
+                break entry;
+            }
+            tracing::warn!(segment = %self.log_path.display(), position = entry.position, "index entry does not point at a batch; dropping it");
+            self.offset_index
+                .truncate_from(|e| e.position < entry.position)?;
+        };
+        self.time_index
+            .truncate_from(|t| t.relative_offset < start.relative_offset)?;
+        self.max_timestamp.store(
+            self.time_index.last().map_or(-1, |t| t.timestamp),
+            Ordering::Release,
+        );
+        let mut next = self.base_offset + i64::from(start.relative_offset);
+        let mut position = u64::from(start.position);
+        if start.position > 0 {
+            // The batch at the entry is re-indexed by the scan below; keep the entry itself.
+            self.end.store(
+                pack(start.relative_offset, start.position),
+                Ordering::Release,
+            );
+        }
+        let damage = loop {
+            if position == len {
+                break None;
+            }
+            match self.check_batch_at(position, len, next, verify) {
+                Ok(header) => {
+                    self.index_batch(
+                        &BatchPlacement {
+                            base_offset: header.base_offset,
+                            last_offset: header.last_offset(),
+                            max_timestamp: header.max_timestamp,
+                            size: header.total_size(),
+                        },
+                        position,
+                    );
+                    position += header.total_size() as u64;
+                    next = header.last_offset() + 1;
+                    self.publish(next, position);
+                }
+                Err(reason) => break Some(Damage { position, reason }),
+            }
+        };
+        self.publish(next, position);
+        if let Some(damage) = damage {
+            tracing::warn!(
+                segment = %self.log_path.display(),
+                position = damage.position,
+                dropped_bytes = len - damage.position,
+                reason = %damage.reason,
+                "truncating torn or corrupt segment tail"
+            );
+            self.file
+                .set_len(damage.position)
+                .map_err(|e| StorageError::io(&self.log_path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that a whole, well-formed batch (CRC too with `verify`) starts at `position`.
+    fn check_batch_at(
+        &self,
+        position: u64,
+        len: u64,
+        expected_min_offset: i64,
+        verify: bool,
+    ) -> std::result::Result<BatchHeader, String> {
+        if len - position < BATCH_HEADER_LEN as u64 {
+            return Err(format!(
+                "{} trailing bytes are not a whole batch header",
+                len - position
+            ));
+        }
+        let header = self.header_at(position).map_err(|e| e.to_string())?;
+        if header.magic != 2 {
+            return Err(format!("magic byte {} is not 2", header.magic));
+        }
+        let size = header.total_size() as u64;
+        if size < BATCH_HEADER_LEN as u64 || size > len - position {
+            return Err(format!("batch length {size} does not fit the file"));
+        }
+        if header.base_offset < expected_min_offset || header.last_offset_delta < 0 {
+            return Err(format!(
+                "batch offsets {}..={} go backwards (expected at least {expected_min_offset})",
+                header.base_offset,
+                header.last_offset()
+            ));
+        }
+        if header.last_offset() - self.base_offset > i64::from(u32::MAX) - 1 {
+            return Err("batch offset does not fit the segment".to_string());
+        }
+        if verify {
+            let mut batch = vec![0u8; size as usize];
+            self.file
+                .read_exact_at(&mut batch, position)
+                .map_err(|e| e.to_string())?;
+            let crc = compute_crc(&batch);
+            if crc != header.crc {
+                return Err(format!(
+                    "CRC-32C mismatch ({:#010x} != {crc:#010x})",
+                    header.crc
+                ));
+            }
+        }
+        Ok(header)
+    }
+
+    fn header_at(&self, position: u64) -> Result<BatchHeader> {
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file
+            .read_exact_at(&mut buf, position)
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        BatchHeader::parse(&buf)
+    }
+
+    fn publish(&self, next_offset: i64, size: u64) {
+        let relative = (next_offset - self.base_offset) as u32;
+        self.end
+            .store(pack(relative, size as u32), Ordering::Release);
+    }
+
+    /// Adds index entries for a batch written at `position`, as the index interval asks.
+    fn index_batch(&self, batch: &BatchPlacement, position: u64) {
+        let relative = (batch.base_offset - self.base_offset) as u32;
+        let since = self.bytes_since_index.load(Ordering::Relaxed);
+        let previous_max = self.max_timestamp.load(Ordering::Relaxed);
+        let max_ts = previous_max.max(batch.max_timestamp);
+        if since >= self.settings.index_interval_bytes || position == 0 {
+            if position > 0 {
+                self.offset_index.append(OffsetEntry {
+                    relative_offset: relative,
+                    position: position as u32,
+                });
+            }
+            if max_ts > self.time_index.last().map_or(-1, |t| t.timestamp) && max_ts >= 0 {
+                self.time_index.append(TimeEntry {
+                    timestamp: max_ts,
+                    relative_offset: relative,
+                });
+            }
+            self.bytes_since_index
+                .store(batch.size as u64, Ordering::Relaxed);
+        } else {
+            self.bytes_since_index
+                .store(since + batch.size as u64, Ordering::Relaxed);
+        }
+        self.max_timestamp.store(max_ts, Ordering::Release);
+    }
+
+    /// Writes batches whose offsets the partition has already assigned and rewritten into
+    /// `bytes`, indexes them, and only then makes them visible to readers. On an I/O error
+    /// (a full disk) the file is cut back so nothing partial remains, and the error returned.
+    pub fn append(&self, bytes: &[u8], placements: &[BatchPlacement]) -> Result<()> {
+        let (_, size) = self.end_state();
+        if let Err(e) = self.file.write_all_at(bytes, size) {
+            let _ = self.file.set_len(size);
+            return Err(StorageError::io(&self.log_path, e));
+        }
+        let mut position = size;
+        for placement in placements {
+            self.index_batch(placement, position);
+            position += placement.size as u64;
+        }
+        if let Some(last) = placements.last() {
+            self.publish(last.last_offset + 1, position);
+        }
+        Ok(())
+    }
+
+    /// `(next offset, byte size)` as last published.
+    pub fn end_state(&self) -> (i64, u64) {
+        let packed = self.end.load(Ordering::Acquire);
+        (
+            self.base_offset + (packed >> 32) as i64,
+            packed & 0xffff_ffff,
+        )
+    }
+
+    /// First offset this segment may hold.
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Offset after the last batch in the segment (the base offset if it is empty).
+    pub fn next_offset(&self) -> i64 {
+        self.end_state().0
+    }
+
+    /// Bytes of batches in the segment.
+    pub fn size(&self) -> u64 {
+        self.end_state().1
+    }
+
+    /// Largest timestamp of any record in the segment, -1 if none.
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// Milliseconds the segment has been open for appends, as `segment.ms` counts them.
+    pub fn age_ms(&self, now_ms: i64) -> i64 {
+        now_ms.saturating_sub(self.roll_base_ms)
+    }
+
+    /// Number of entries in the offset index.
+    pub fn index_entries(&self) -> usize {
+        self.offset_index.len()
+    }
+
+    /// Path of the `.log` file.
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// Position of the first batch whose last offset is at least `offset`, with its header.
+    fn locate(&self, offset: i64, size: u64) -> Result<Option<(u64, BatchHeader)>> {
+        let relative = (offset - self.base_offset).max(0);
+        let start = self
+            .offset_index
+            .floor(relative)
+            .map_or(0, |e| u64::from(e.position));
+        let mut cursor = HeaderCursor::new(self, start, size);
+        while let Some((position, header)) = cursor.next()? {
+            if header.last_offset() >= offset {
+                return Ok(Some((position, header)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Whole batches starting with the one that holds `offset`, up to `max_bytes` (but at
+    /// least that first batch, as Kafka's fetch does). `None` if nothing at or after it.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
+        let (next, size) = self.end_state();
+        if offset >= next {
+            return Ok(None);
+        }
+        let Some((start, first)) = self.locate(offset, size)? else {
+            return Ok(None);
+        };
+        let first_end = start + first.total_size() as u64;
+        let limit = (start + max_bytes as u64).max(first_end).min(size);
+        let end = if limit == size {
+            size
+        } else {
+            let from = self
+                .offset_index
+                .last_where(|e| u64::from(e.position) <= limit)
+                .map_or(0, |e| u64::from(e.position))
+                .max(first_end);
+            let mut end = from;
+            let mut cursor = HeaderCursor::new(self, from, size);
+            while let Some((position, header)) = cursor.next()? {
+                let batch_end = position + header.total_size() as u64;
+                if batch_end > limit {
+                    break;
+                }
+                end = batch_end;
+            }
+            end
+        };
+        Ok(Some(FileSlice::new(self.file.clone(), start, end - start)))
+    }
+
+    /// The first record at or after `timestamp` whose offset is at least `min_offset`:
+    /// `(offset, its timestamp)`.
+    pub fn find_timestamp(&self, timestamp: i64, min_offset: i64) -> Result<Option<(i64, i64)>> {
+        if self.max_timestamp() < timestamp {
+            return Ok(None);
+        }
+        let (_, size) = self.end_state();
+        let from_offset = self.base_offset
+            + self
+                .time_index
+                .lower(timestamp)
+                .map_or(0, |t| i64::from(t.relative_offset));
+        let start = self
+            .offset_index
+            .floor(from_offset - self.base_offset)
+            .map_or(0, |e| u64::from(e.position));
+        let mut cursor = HeaderCursor::new(self, start, size);
+        while let Some((position, header)) = cursor.next()? {
+            if header.max_timestamp < timestamp
+                || header.is_control()
+                || header.last_offset() < min_offset
+            {
+                continue;
+            }
+            if header.timestamp_type() == TimestampType::LogAppendTime {
+                return Ok(Some((
+                    header.base_offset.max(min_offset),
+                    header.max_timestamp,
+                )));
+            }
+            let batch = self.read_batch(position, &header)?;
+            if let Some(found) = first_record_at_or_after(&batch, &header, timestamp, min_offset)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the whole batch at `position` whose header is `header`.
+    pub fn read_batch(&self, position: u64, header: &BatchHeader) -> Result<Vec<u8>> {
+        let mut batch = vec![0u8; header.total_size()];
+        self.file
+            .read_exact_at(&mut batch, position)
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        Ok(batch)
+    }
+
+    /// Every batch in the segment as `(position, header)`, in order.
+    pub fn batch_headers(&self) -> Result<Vec<(u64, BatchHeader)>> {
+        let (_, size) = self.end_state();
+        let mut cursor = HeaderCursor::new(self, 0, size);
+        let mut out = Vec::new();
+        while let Some(item) = cursor.next()? {
+            out.push(item);
+        }
+        Ok(out)
+    }
+
+    /// Writes data and indexes to disk (fsync).
+    pub fn flush(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        self.offset_index.persist(true)?;
+        self.time_index.persist(true)
+    }
+
+    /// Finishes a segment that will receive no more appends: records its max timestamp in
+    /// the time index and writes the indexes; with `sync` fsyncs everything.
+    pub fn seal(&self, sync: bool) -> Result<()> {
+        let max_ts = self.max_timestamp();
+        if max_ts >= 0 && max_ts > self.time_index.last().map_or(-1, |t| t.timestamp) {
+            if let Some((_, header)) = self.batch_headers()?.last() {
+                self.time_index.append(TimeEntry {
+                    timestamp: max_ts,
+                    relative_offset: (header.base_offset - self.base_offset) as u32,
+                });
+            }
+        }
+        if sync {
+            self.flush()
+        } else {
+            self.offset_index.persist(false)?;
+            self.time_index.persist(false)
+        }
+    }
+
+    /// Renames the segment's three files by changing their suffix (compaction's swap).
+    pub fn rename_suffix(&mut self, dir: &Path, suffix: &str) -> Result<()> {
+        let log_path = path_with(dir, self.base_offset, LOG_EXT, suffix);
+        std::fs::rename(&self.log_path, &log_path)
+            .map_err(|e| StorageError::io(&self.log_path, e))?;
+        self.log_path = log_path;
+        self.offset_index
+            .rename(&path_with(dir, self.base_offset, INDEX_EXT, suffix))?;
+        self.time_index
+            .rename(&path_with(dir, self.base_offset, TIME_INDEX_EXT, suffix))
+    }
+
+    /// Removes the three files of the segment at `base` with `suffix`, ignoring any that are
+    /// missing (used to discard unneeded compaction output).
+    pub fn delete_files_of(dir: &Path, base: i64, suffix: &str) {
+        for ext in [LOG_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            let _ = std::fs::remove_file(path_with(dir, base, ext, suffix));
+        }
+    }
+
+    /// Removes the segment's files. Readers holding a [`FileSlice`] keep reading the data.
+    pub fn delete_files(&self) -> Result<()> {
+        for path in [
+            self.log_path.as_path(),
+            self.offset_index.path(),
+            self.time_index.path(),
+        ] {
+            match std::fs::remove_file(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(path, e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn first_record_at_or_after(
+    batch: &[u8],
+    header: &BatchHeader,
+    timestamp: i64,
+    min_offset: i64,
+) -> Result<Option<(i64, i64)>> {
+    let compression = header.compression()?;
+    let area = &batch[BATCH_HEADER_LEN..];
+    let decompressed;
+    let records = if compression == crate::compression::Compression::None {
+        area
+    } else {
+        decompressed = compression.decompress(area, usize::MAX >> 1)?;
+        &decompressed[..]
+    };
+    for record in RecordIter::new(records, header.record_count.max(0) as usize) {
+        let record = record?;
+        let ts = header.base_timestamp + record.timestamp_delta;
+        let offset = header.base_offset + i64::from(record.offset_delta);
+        if ts >= timestamp && offset >= min_offset {
+            return Ok(Some((offset, ts)));
+        }
+    }
+    Ok(None)
+}
+
+/// Walks batch headers through a segment file, reading in chunks so that stepping over
+/// many small batches costs few system calls.
+struct HeaderCursor<'a> {
+    segment: &'a Segment,
+    position: u64,
+    end: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+const CURSOR_CHUNK: u64 = 16 * 1024;
+
+impl<'a> HeaderCursor<'a> {
+    fn new(segment: &'a Segment, position: u64, end: u64) -> Self {
+        HeaderCursor {
+            segment,
+            position,
+            end,
+            buf: Vec::new(),
+            buf_start: 0,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<(u64, BatchHeader)>> {
+        if self.position + BATCH_HEADER_LEN as u64 > self.end {
+            return Ok(None);
+        }
+        let buf_end = self.buf_start + self.buf.len() as u64;
+        if self.position < self.buf_start || self.position + BATCH_HEADER_LEN as u64 > buf_end {
+            let len = CURSOR_CHUNK
+                .max(BATCH_HEADER_LEN as u64)
+                .min(self.end - self.position);
+            self.buf.resize(len as usize, 0);
+            self.segment
+                .file
+                .read_exact_at(&mut self.buf, self.position)
+                .map_err(|e| StorageError::io(&self.segment.log_path, e))?;
+            self.buf_start = self.position;
+        }
+        let at = (self.position - self.buf_start) as usize;
+        let header = BatchHeader::parse(&self.buf[at..])?;
+        let size = header.total_size() as u64;
+        if size < BATCH_HEADER_LEN as u64 || self.position + size > self.end {
+            return Err(StorageError::CorruptMessage(format!(
+                "{}: batch at {} has impossible length {size}",
+                self.segment.log_path.display(),
+                self.position
+            )));
+        }
+        let position = self.position;
+        self.position += size;
+        Ok(Some((position, header)))
+    }
+}

@@ -1,0 +1,271 @@
+//! Broker configuration: defaults, then `config/sluice.toml` (or `--config FILE`), then
+//! `SLUICE_*` environment variables, then command-line flags, each overriding the last.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use sluice_storage::{LogConfig, MaintenanceSettings};
+
+/// Everything `sluice serve` can be configured with. See config/sluice.toml for the
+/// annotated reference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerConfig {
+    /// Address the Kafka listener binds to.
+    pub listen: String,
+    /// Directory holding partition logs and broker metadata.
+    pub data_dir: PathBuf,
+    /// `tracing` filter, e.g. `info` or `sluice_storage=debug,info`.
+    pub log_level: String,
+    /// Broker-wide defaults of topic log settings and the maintenance intervals.
+    pub log: LogSection,
+}
+
+/// The `[log]` section: Kafka's `log.*` broker settings, defaults for every topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSection {
+    /// `log.segment.bytes`.
+    pub segment_bytes: u64,
+    /// `log.roll.ms`.
+    pub segment_ms: i64,
+    /// `log.retention.ms` (-1: forever).
+    pub retention_ms: i64,
+    /// `log.retention.bytes` (-1: unlimited).
+    pub retention_bytes: i64,
+    /// `log.cleanup.policy`: delete, compact or "compact,delete".
+    pub cleanup_policy: String,
+    /// `log.flush.interval.messages`: fsync after this many messages (1: every batch).
+    pub flush_messages: i64,
+    /// `log.flush.interval.ms`: fsync at least this often.
+    pub flush_ms: i64,
+    /// `message.max.bytes`: largest record batch accepted.
+    pub max_message_bytes: usize,
+    /// `log.index.interval.bytes`.
+    pub index_interval_bytes: u64,
+    /// `log.retention.check.interval.ms`.
+    pub retention_check_interval_ms: u64,
+    /// `log.cleaner.backoff.ms`.
+    pub cleaner_backoff_ms: u64,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            listen: "127.0.0.1:9092".to_string(),
+            data_dir: PathBuf::from("./data"),
+            log_level: "info".to_string(),
+            log: LogSection::default(),
+        }
+    }
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        let d = LogConfig::default();
+        let m = MaintenanceSettings::default();
+        LogSection {
+            segment_bytes: d.segment_bytes,
+            segment_ms: d.segment_ms,
+            retention_ms: d.retention_ms,
+            retention_bytes: d.retention_bytes,
+            cleanup_policy: "delete".to_string(),
+            flush_messages: d.flush_messages,
+            flush_ms: d.flush_ms,
+            max_message_bytes: d.max_message_bytes,
+            index_interval_bytes: d.index_interval_bytes,
+            retention_check_interval_ms: m.retention_check_interval.as_millis() as u64,
+            cleaner_backoff_ms: m.cleaner_backoff.as_millis() as u64,
+        }
+    }
+}
+
+/// Prefix of environment variables that override config keys: `SLUICE_LISTEN`,
+/// `SLUICE_LOG_RETENTION_MS`, ...
+pub const ENV_PREFIX: &str = "SLUICE_";
+
+impl BrokerConfig {
+    /// Loads the config: `path` if given (it must exist), else `config/sluice.toml` when
+    /// present, else defaults; then applies `SLUICE_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> anyhow::Result<Self> {
+        let mut table = match path {
+            Some(p) => read_table(p)?,
+            None => {
+                let default_path = Path::new("config/sluice.toml");
+                if default_path.exists() {
+                    read_table(default_path)?
+                } else {
+                    toml::Table::new()
+                }
+            }
+        };
+        apply_env(&mut table, env)?;
+        let config: BrokerConfig = table
+            .try_into()
+            .context("invalid configuration (see config/sluice.toml for every key)")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| format!("listen = {:?} is not an IP:port address", self.listen))?;
+        self.topic_defaults()?;
+        if self.log.retention_check_interval_ms == 0 || self.log.cleaner_backoff_ms == 0 {
+            bail!("log.retention_check_interval_ms and log.cleaner_backoff_ms must be positive");
+        }
+        Ok(())
+    }
+
+    /// The log config every new topic starts from.
+    pub fn topic_defaults(&self) -> anyhow::Result<LogConfig> {
+        let l = &self.log;
+        let pairs = [
+            ("segment.bytes", l.segment_bytes.to_string()),
+            ("segment.ms", l.segment_ms.to_string()),
+            ("retention.ms", l.retention_ms.to_string()),
+            ("retention.bytes", l.retention_bytes.to_string()),
+            ("cleanup.policy", l.cleanup_policy.clone()),
+            ("flush.messages", l.flush_messages.to_string()),
+            ("flush.ms", l.flush_ms.to_string()),
+            ("max.message.bytes", l.max_message_bytes.to_string()),
+            ("index.interval.bytes", l.index_interval_bytes.to_string()),
+        ];
+        let mut config = LogConfig::default();
+        for (key, value) in pairs {
+            config
+                .apply(key, &value)
+                .with_context(|| format!("[log] setting for {key}"))?;
+        }
+        Ok(config)
+    }
+
+    /// Intervals of the background flusher, retention and cleaner.
+    pub fn maintenance(&self) -> MaintenanceSettings {
+        MaintenanceSettings {
+            retention_check_interval: std::time::Duration::from_millis(
+                self.log.retention_check_interval_ms,
+            ),
+            cleaner_backoff: std::time::Duration::from_millis(self.log.cleaner_backoff_ms),
+            ..MaintenanceSettings::default()
+        }
+    }
+
+    /// The effective configuration as TOML (what `sluice config` prints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+}
+
+fn read_table(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .with_context(|| format!("{} is not valid TOML", path.display()))
+}
+
+/// Every `(section, key)` the config has, from the serialized defaults.
+fn known_keys() -> Vec<(Option<String>, String)> {
+    let defaults = toml::Table::try_from(BrokerConfig::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    for (k, v) in defaults {
+        match v {
+            toml::Value::Table(section) => {
+                keys.extend(section.keys().map(|sk| (Some(k.clone()), sk.clone())))
+            }
+            _ => keys.push((None, k)),
+        }
+    }
+    keys
+}
+
+fn env_name(section: Option<&str>, key: &str) -> String {
+    let path = match section {
+        Some(s) => format!("{s}_{key}"),
+        None => key.to_string(),
+    };
+    format!("{ENV_PREFIX}{}", path.to_uppercase())
+}
+
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    let keys = known_keys();
+    for (name, value) in env {
+        if !name.starts_with(ENV_PREFIX) {
+            continue;
+        }
+        let Some((section, key)) = keys
+            .iter()
+            .find(|(s, k)| env_name(s.as_deref(), k) == name)
+        else {
+            // SLUICE_* variables that are not config keys (e.g. test knobs) are left alone.
+            continue;
+        };
+        let parsed = value
+            .parse::<i64>()
+            .map(toml::Value::Integer)
+            .or_else(|_| value.parse::<bool>().map(toml::Value::Boolean))
+            .unwrap_or_else(|_| toml::Value::String(value.clone()));
+        let target = match section {
+            Some(s) => table
+                .entry(s.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .with_context(|| format!("config key {s} must be a table"))?,
+            None => &mut *table,
+        };
+        target.insert(key.clone(), parsed);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = BrokerConfig::load(Some(Path::new("../config/sluice.toml")), env(&[])).unwrap();
+        assert_eq!(c, BrokerConfig::default(), "config/sluice.toml must show the defaults");
+        assert_eq!(c.listen, "127.0.0.1:9092");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn env_overrides_file_and_names_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:1\"\n[log]\nretention_ms = 5\n").unwrap();
+        let c = BrokerConfig::load(
+            Some(&file),
+            env(&[("SLUICE_LISTEN", "127.0.0.1:2"), ("SLUICE_LOG_FLUSH_MESSAGES", "1")]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:2");
+        assert_eq!(c.log.retention_ms, 5);
+        assert_eq!(c.log.flush_messages, 1);
+        let err = BrokerConfig::load(Some(&file), env(&[("SLUICE_LISTEN", "nowhere")]))
+            .unwrap_err();
+        assert!(format!("{err:#}").contains("listen"), "{err:#}");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        let err = BrokerConfig::load(Some(&file), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("lisen"), "{err:#}");
+        let err = BrokerConfig::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err();
+        assert!(format!("{err:#}").contains("missing.toml"), "{err:#}");
+    }
+}

@@ -18,6 +18,21 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// `tracing` filter, e.g. `info` or `sluice_storage=debug,info`.
     pub log_level: String,
+    /// Host:port clients are told to connect to (Metadata); empty means `listen`.
+    pub advertised_listener: String,
+    /// This broker's node id in Metadata responses.
+    pub node_id: i32,
+    /// `auto.create.topics.enable`: create unknown topics a client asks metadata for.
+    pub auto_create_topics: bool,
+    /// `num.partitions`: partitions of auto-created topics and of CreateTopics with -1.
+    pub num_partitions: i32,
+    /// `default.replication.factor`: replication factor reported for auto-created topics.
+    pub default_replication_factor: i16,
+    /// Largest replication factor CreateTopics accepts (data is stored once; the factor is
+    /// recorded so tools written for a multi-broker MSK cluster keep working).
+    pub max_replication_factor: i16,
+    /// `socket.request.max.bytes`: the largest request frame accepted.
+    pub socket_request_max_bytes: usize,
     /// Broker-wide defaults of topic log settings and the maintenance intervals.
     pub log: LogSection,
 }
@@ -56,6 +71,13 @@ impl Default for BrokerConfig {
             listen: "127.0.0.1:9092".to_string(),
             data_dir: PathBuf::from("./data"),
             log_level: "info".to_string(),
+            advertised_listener: String::new(),
+            node_id: 0,
+            auto_create_topics: true,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            max_replication_factor: 3,
+            socket_request_max_bytes: 104_857_600,
             log: LogSection::default(),
         }
     }
@@ -116,11 +138,46 @@ impl BrokerConfig {
         self.listen
             .parse::<std::net::SocketAddr>()
             .with_context(|| format!("listen = {:?} is not an IP:port address", self.listen))?;
+        let (host, port) = self.advertised()?;
+        if host.is_empty() || port == 0 {
+            bail!("advertised_listener = {:?} needs a host and a non-zero port", self.advertised_listener);
+        }
+        if self.num_partitions < 1 {
+            bail!("num_partitions = {} must be at least 1", self.num_partitions);
+        }
+        if self.default_replication_factor < 1
+            || self.default_replication_factor > self.max_replication_factor
+        {
+            bail!(
+                "default_replication_factor = {} must be between 1 and max_replication_factor ({})",
+                self.default_replication_factor,
+                self.max_replication_factor
+            );
+        }
+        if self.socket_request_max_bytes < 1024 {
+            bail!("socket_request_max_bytes = {} is too small", self.socket_request_max_bytes);
+        }
         self.topic_defaults()?;
         if self.log.retention_check_interval_ms == 0 || self.log.cleaner_backoff_ms == 0 {
             bail!("log.retention_check_interval_ms and log.cleaner_backoff_ms must be positive");
         }
         Ok(())
+    }
+
+    /// The host and port advertised to clients.
+    pub fn advertised(&self) -> anyhow::Result<(String, u16)> {
+        let addr = if self.advertised_listener.is_empty() {
+            &self.listen
+        } else {
+            &self.advertised_listener
+        };
+        let (host, port) = addr
+            .rsplit_once(':')
+            .with_context(|| format!("{addr:?} is not host:port"))?;
+        let port: u16 = port
+            .parse()
+            .with_context(|| format!("{addr:?} has no valid port"))?;
+        Ok((host.trim_matches(['[', ']']).to_string(), port))
     }
 
     /// The log config every new topic starts from.

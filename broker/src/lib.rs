@@ -2,5 +2,14 @@
 
 #![warn(missing_docs)]
 
+pub mod alloc;
+pub mod api_versions;
+pub mod broker;
 pub mod config;
+pub mod connection;
+pub mod dispatch;
+pub mod fetch_session;
+pub mod frame;
+pub mod handlers;
 pub mod server;
+pub mod topics;

@@ -6,6 +6,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluice_broker::config::BrokerConfig;
 
+#[global_allocator]
+static ALLOCATOR: sluice_broker::alloc::GuardedAllocator = sluice_broker::alloc::GuardedAllocator;
+
 /// sluice: a Kafka-compatible broker with an embedded stream processor.
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about)]

@@ -5,24 +5,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sluice_storage::LogStore;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::broker::Broker;
 use crate::config::BrokerConfig;
+use crate::connection::serve_connection;
 
 /// How long connections get to finish after a shutdown signal before they are dropped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the broker until a shutdown signal.
 pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
-    let defaults = config.topic_defaults()?;
-    let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || LogStore::open(&dir, |_| defaults.clone()))
-        .await?
-        .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-    let store = Arc::new(store);
+    let opening = config.clone();
+    let broker = Arc::new(tokio::task::spawn_blocking(move || Broker::open(opening)).await??);
+    let store = broker.store.clone();
     store.start_maintenance(config.maintenance());
     let listener = TcpListener::bind(&config.listen)
         .await
@@ -43,7 +41,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     let stop = stop_rx.clone();
-                    connections.spawn(async move { handle_connection(socket, peer, stop).await });
+                    connections.spawn(serve_connection(broker.clone(), socket, peer, stop));
                 }
                 Err(e) => tracing::warn!(error = %e, "accept failed"),
             },
@@ -64,20 +62,12 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         tracing::warn!(open = connections.len(), "closing connections that did not finish");
         connections.shutdown().await;
     }
+    drop(broker);
     tokio::task::spawn_blocking(move || store.shutdown())
         .await?
         .context("flushing logs on shutdown failed")?;
     tracing::info!("shutdown complete: logs flushed and closed");
     Ok(())
-}
-
-async fn handle_connection(
-    socket: TcpStream,
-    peer: std::net::SocketAddr,
-    _stop: watch::Receiver<bool>,
-) {
-    tracing::warn!(%peer, "the Kafka wire protocol is not implemented yet; closing the connection");
-    drop(socket);
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name.

@@ -1,0 +1,127 @@
+//! Produce: validates and appends each partition's record batch, answering with the base
+//! offset (or the precise error) per partition; acks=0 gets no response at all.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use sluice_storage::{now_ms, AppendInfo, PartitionLog, StorageError};
+use uuid::Uuid;
+
+use super::{kstr, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
+use crate::broker::Broker;
+
+const INVALID_REQUIRED_ACKS: i16 = 21;
+const CORRUPT_MESSAGE: i16 = 2;
+
+/// One partition's part of the request, resolved to its log.
+struct Work {
+    topic_index: usize,
+    partition: i32,
+    target: Result<(Arc<PartitionLog>, Bytes), i16>,
+}
+
+/// Appends the request's batches; `None` when acks=0.
+pub async fn handle(
+    broker: &Broker,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let mut response = ProduceResponse::default();
+    let mut work = Vec::new();
+    for (topic_index, topic) in request.topic_data.into_iter().enumerate() {
+        let name = if topic.topic_id != Uuid::nil() && topic.name.is_empty() {
+            broker.topics.get_by_id(topic.topic_id).map(|m| m.name)
+        } else {
+            Some(topic.name.to_string())
+        };
+        let mut t = TopicProduceResponse::default();
+        t.name = TopicName(kstr(name.clone().unwrap_or_else(|| topic.name.to_string())));
+        t.topic_id = topic.topic_id;
+        response.responses.push(t);
+        for p in topic.partition_data {
+            let target = match (&name, p.records) {
+                _ if !matches!(acks, -1..=1) => Err(INVALID_REQUIRED_ACKS),
+                (None, _) => Err(UNKNOWN_TOPIC_ID),
+                (Some(name), records) => match broker.log(name, p.index) {
+                    None => Err(UNKNOWN_TOPIC_OR_PARTITION),
+                    Some(log) => match records {
+                        Some(bytes) => Ok((log, bytes)),
+                        None => Err(CORRUPT_MESSAGE),
+                    },
+                },
+            };
+            work.push(Work {
+                topic_index,
+                partition: p.index,
+                target,
+            });
+        }
+    }
+    let jobs: Vec<(usize, Arc<PartitionLog>, Bytes)> = work
+        .iter()
+        .enumerate()
+        .filter_map(|(i, w)| w.target.as_ref().ok().map(|(l, b)| (i, l.clone(), b.clone())))
+        .collect();
+    let appended = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        jobs.into_iter()
+            .map(|(i, log, bytes)| {
+                let mut buf = bytes.to_vec();
+                (i, log.topic_partition().clone(), log.append(&mut buf, now))
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap_or_default();
+    let mut results: Vec<Option<Result<AppendInfo, StorageError>>> =
+        (0..work.len()).map(|_| None).collect();
+    for (i, tp, result) in appended {
+        if result.is_ok() {
+            broker.appends.notify(&tp);
+        } else if let Err(e) = &result {
+            tracing::debug!(partition = %tp, error = %e, "produce refused");
+        }
+        results[i] = Some(result);
+    }
+    if acks == 0 {
+        return None;
+    }
+    for (w, result) in work.into_iter().zip(results) {
+        let mut p = PartitionProduceResponse::default();
+        p.index = w.partition;
+        p.base_offset = -1;
+        p.log_append_time_ms = -1;
+        p.log_start_offset = -1;
+        let message = match (w.target, result) {
+            (Err(code), _) => {
+                p.error_code = code;
+                None
+            }
+            (Ok(_), Some(Ok(info))) => {
+                p.base_offset = info.base_offset;
+                p.log_append_time_ms = info.log_append_time;
+                if version >= 5 {
+                    p.log_start_offset = info.log_start_offset;
+                }
+                None
+            }
+            (Ok(_), Some(Err(e))) => {
+                p.error_code = e.kafka_error_code();
+                Some(e.to_string())
+            }
+            (Ok(_), None) => {
+                p.error_code = StorageError::Closed.kafka_error_code();
+                Some("the append did not complete".to_string())
+            }
+        };
+        if version >= 8 {
+            p.error_message = message.map(kstr);
+        }
+        response.responses[w.topic_index].partition_responses.push(p);
+    }
+    Some(response)
+}
+

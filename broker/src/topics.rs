@@ -1,0 +1,289 @@
+//! The topic registry: names, ids, partition counts and per-topic config overrides.
+//!
+//! It is the broker's cluster metadata, kept in `<data_dir>/cluster-metadata.json` and
+//! rewritten atomically on every change, so topics and their configs survive restarts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use sluice_storage::{checkpoint, LogConfig};
+use uuid::Uuid;
+
+/// One topic's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicMeta {
+    /// Topic name.
+    pub name: String,
+    /// Topic id (KIP-516), stable for the topic's life.
+    pub id: Uuid,
+    /// Number of partitions.
+    pub partitions: i32,
+    /// Replication factor the creator asked for (accepted up to the virtual broker count).
+    pub replication_factor: i16,
+    /// Configs set explicitly on the topic; everything else is the broker default.
+    pub configs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Snapshot {
+    cluster_id: String,
+    topics: BTreeMap<String, TopicMeta>,
+}
+
+/// Why a topic operation was refused; maps to a Kafka error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    /// TOPIC_ALREADY_EXISTS.
+    #[error("topic {0:?} already exists")]
+    AlreadyExists(String),
+    /// UNKNOWN_TOPIC_OR_PARTITION.
+    #[error("topic {0:?} does not exist")]
+    Unknown(String),
+    /// INVALID_TOPIC_EXCEPTION.
+    #[error("{0}")]
+    InvalidName(String),
+    /// INVALID_PARTITIONS.
+    #[error("{0}")]
+    InvalidPartitions(String),
+    /// INVALID_REPLICATION_FACTOR.
+    #[error("{0}")]
+    InvalidReplicationFactor(String),
+    /// INVALID_CONFIG.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// KAFKA_STORAGE_ERROR: the metadata file could not be written.
+    #[error("cannot persist cluster metadata: {0}")]
+    Storage(String),
+}
+
+impl TopicError {
+    /// The Kafka error code for this refusal.
+    pub fn code(&self) -> i16 {
+        match self {
+            TopicError::AlreadyExists(_) => 36,
+            TopicError::Unknown(_) => 3,
+            TopicError::InvalidName(_) => 17,
+            TopicError::InvalidPartitions(_) => 37,
+            TopicError::InvalidReplicationFactor(_) => 38,
+            TopicError::InvalidConfig(_) => 40,
+            TopicError::Storage(_) => 56,
+        }
+    }
+}
+
+/// Longest topic name Kafka accepts.
+pub const MAX_TOPIC_NAME_LEN: usize = 249;
+
+/// Checks a topic name against Kafka's rules: 1-249 characters of `[a-zA-Z0-9._-]`, not
+/// `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let reason = if name.is_empty() {
+        Some("the topic name is empty".to_string())
+    } else if name == "." || name == ".." {
+        Some(format!("topic name {name:?} is not allowed"))
+    } else if name.len() > MAX_TOPIC_NAME_LEN {
+        Some(format!(
+            "topic name is {} characters, longer than the maximum {MAX_TOPIC_NAME_LEN}",
+            name.len()
+        ))
+    } else if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(format!(
+            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ))
+    } else {
+        None
+    };
+    reason.map_or(Ok(()), |r| Err(TopicError::InvalidName(r)))
+}
+
+/// The registry of topics, persisted on every change.
+#[derive(Debug)]
+pub struct TopicRegistry {
+    path: PathBuf,
+    cluster_id: String,
+    topics: RwLock<BTreeMap<String, TopicMeta>>,
+}
+
+const FILE_NAME: &str = "cluster-metadata.json";
+
+impl TopicRegistry {
+    /// Loads the registry from `data_dir`, creating a new cluster id on first start.
+    pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
+        let path = data_dir.join(FILE_NAME);
+        let snapshot: Snapshot = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                anyhow::anyhow!("{} is damaged ({e}); restore it or move it away", path.display())
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        let cluster_id = if snapshot.cluster_id.is_empty() {
+            new_cluster_id()
+        } else {
+            snapshot.cluster_id
+        };
+        let registry = TopicRegistry {
+            path,
+            cluster_id,
+            topics: RwLock::new(snapshot.topics),
+        };
+        registry.persist(&registry.topics.read())?;
+        Ok(registry)
+    }
+
+    /// The cluster id clients see in Metadata responses.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// A topic by name.
+    pub fn get(&self, name: &str) -> Option<TopicMeta> {
+        self.topics.read().get(name).cloned()
+    }
+
+    /// A topic by id.
+    pub fn get_by_id(&self, id: Uuid) -> Option<TopicMeta> {
+        self.topics.read().values().find(|t| t.id == id).cloned()
+    }
+
+    /// Every topic, by name.
+    pub fn all(&self) -> Vec<TopicMeta> {
+        self.topics.read().values().cloned().collect()
+    }
+
+    /// The log config of `topic`: broker defaults overridden by the topic's own configs.
+    pub fn log_config(&self, topic: &str, defaults: &LogConfig) -> LogConfig {
+        let mut config = defaults.clone();
+        if let Some(meta) = self.topics.read().get(topic) {
+            for (k, v) in &meta.configs {
+                if let Err(e) = config.apply(k, v) {
+                    tracing::warn!(topic, key = %k, error = %e, "ignoring stored topic config");
+                }
+            }
+        }
+        config
+    }
+
+    /// Adds a topic. The caller validated name, partitions and configs.
+    pub fn create(&self, meta: TopicMeta) -> Result<TopicMeta, TopicError> {
+        let mut topics = self.topics.write();
+        if topics.contains_key(&meta.name) {
+            return Err(TopicError::AlreadyExists(meta.name));
+        }
+        topics.insert(meta.name.clone(), meta.clone());
+        self.persist(&topics).map_err(|e| {
+            topics.remove(&meta.name);
+            TopicError::Storage(e.to_string())
+        })?;
+        Ok(meta)
+    }
+
+    /// Applies `change` to a topic and persists the result.
+    pub fn update(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut TopicMeta) -> Result<(), TopicError>,
+    ) -> Result<TopicMeta, TopicError> {
+        let mut topics = self.topics.write();
+        let meta = topics
+            .get_mut(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let before = meta.clone();
+        change(meta)?;
+        let after = meta.clone();
+        if let Err(e) = self.persist(&topics) {
+            topics.insert(name.to_string(), before);
+            return Err(TopicError::Storage(e.to_string()));
+        }
+        Ok(after)
+    }
+
+    /// Removes a topic.
+    pub fn remove(&self, name: &str) -> Result<TopicMeta, TopicError> {
+        let mut topics = self.topics.write();
+        let meta = topics
+            .remove(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        if let Err(e) = self.persist(&topics) {
+            topics.insert(name.to_string(), meta);
+            return Err(TopicError::Storage(e.to_string()));
+        }
+        Ok(meta)
+    }
+
+    fn persist(&self, topics: &BTreeMap<String, TopicMeta>) -> anyhow::Result<()> {
+        #[derive(Serialize)]
+        struct SnapshotRef<'a> {
+            cluster_id: &'a str,
+            topics: &'a BTreeMap<String, TopicMeta>,
+        }
+        let bytes = serde_json::to_vec_pretty(&SnapshotRef {
+            cluster_id: &self.cluster_id,
+            topics,
+        })?;
+        checkpoint::write_atomically(&self.path, &bytes)?;
+        Ok(())
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes, URL-safe base64 without padding (22 chars).
+fn new_cluster_id() -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = Uuid::new_v4().into_bytes();
+    let mut out = String::with_capacity(22);
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 6 {
+            bits -= 6;
+            out.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        assert!(validate_topic_name("orders.v1_x-2").is_ok());
+        for bad in ["", ".", "..", "a b", "ünï", &"x".repeat(250)] {
+            assert_eq!(validate_topic_name(bad).unwrap_err().code(), 17, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn topics_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        let id = Uuid::new_v4();
+        reg.create(TopicMeta {
+            name: "t".into(),
+            id,
+            partitions: 3,
+            replication_factor: 1,
+            configs: [("retention.ms".to_string(), "5".to_string())].into(),
+        })
+        .unwrap();
+        assert_eq!(reg.create(reg.get("t").unwrap()).unwrap_err().code(), 36);
+        let cluster = reg.cluster_id().to_string();
+        assert_eq!(cluster.len(), 22);
+        drop(reg);
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        assert_eq!(reg.cluster_id(), cluster);
+        assert_eq!(reg.get_by_id(id).unwrap().partitions, 3);
+        assert_eq!(reg.log_config("t", &LogConfig::default()).retention_ms, 5);
+    }
+}

@@ -13,6 +13,15 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Metadata, 0, 12),
     (ApiKey::ApiVersions, 0, 4),
     (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 2),
 ];
 
 /// The range served for `api`, if implemented.
@@ -48,6 +57,12 @@ pub fn response(_request: &ApiVersionsRequest, error_code: i16) -> ApiVersionsRe
 
 #[cfg(test)]
 mod tests {
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::messages::{ProduceRequest, RequestHeader, RequestKind};
+    use kafka_protocol::protocol::Encodable;
+
+    use crate::dispatch::Reply;
+
     use super::*;
 
     #[test]
@@ -55,6 +70,65 @@ mod tests {
         for (key, min, max) in SUPPORTED {
             let codec = key.valid_versions();
             assert!(*min >= codec.min && *max <= codec.max, "{key:?}");
+        }
+    }
+
+    /// A default request of every advertised API; add an API here when adding it to
+    /// SUPPORTED.
+    fn default_request(api: ApiKey) -> RequestKind {
+        match api {
+            ApiKey::Produce => {
+                let mut r = ProduceRequest::default();
+                r.acks = -1;
+                RequestKind::Produce(r)
+            }
+            ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+            ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+            ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+            ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
+            ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+            ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
+            ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            other => panic!("{other:?} is advertised but has no default request in this test"),
+        }
+    }
+
+    /// A request frame (header and body, no length prefix) of `api` at `version`.
+    fn frame(api: ApiKey, version: i16) -> Bytes {
+        let mut header = RequestHeader::default();
+        header.request_api_key = api as i16;
+        header.request_api_version = version;
+        header.correlation_id = 7;
+        header.client_id = Some(crate::handlers::kstr("routing-test"));
+        let mut buf = BytesMut::new();
+        header
+            .encode(&mut buf, api.request_header_version(version))
+            .expect("header encodes");
+        default_request(api)
+            .encode(&mut buf, version)
+            .unwrap_or_else(|e| panic!("{api:?} v{version} request does not encode: {e}"));
+        buf.freeze()
+    }
+
+    #[tokio::test]
+    async fn every_advertised_api_is_answered_at_every_version() {
+        let (_dir, broker) = crate::handlers::test_support::test_broker();
+        for (key, min, max) in SUPPORTED {
+            for version in *min..=*max {
+                let reply = crate::dispatch::dispatch(&broker, frame(*key, version)).await;
+                if let Reply::Silent | Reply::Close(_) = reply {
+                    panic!("{key:?} v{version} was answered with {reply:?}");
+                }
+            }
         }
     }
 }

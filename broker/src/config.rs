@@ -103,6 +103,53 @@ impl Default for LogSection {
     }
 }
 
+/// Kafka's broker-level name of every topic config key: `log.retention.ms` is the broker-wide
+/// default of a topic's `retention.ms`. DescribeConfigs reports these as synonyms, and they are
+/// the broker configs AlterConfigs may change while the broker runs (dynamic defaults).
+pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
+    ("cleanup.policy", "log.cleanup.policy"),
+    ("delete.retention.ms", "log.cleaner.delete.retention.ms"),
+    ("flush.messages", "log.flush.interval.messages"),
+    ("flush.ms", "log.flush.interval.ms"),
+    ("index.interval.bytes", "log.index.interval.bytes"),
+    ("max.message.bytes", "message.max.bytes"),
+    (
+        "message.timestamp.after.max.ms",
+        "log.message.timestamp.after.max.ms",
+    ),
+    (
+        "message.timestamp.before.max.ms",
+        "log.message.timestamp.before.max.ms",
+    ),
+    ("message.timestamp.type", "log.message.timestamp.type"),
+    (
+        "min.cleanable.dirty.ratio",
+        "log.cleaner.min.cleanable.ratio",
+    ),
+    ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms"),
+    ("retention.bytes", "log.retention.bytes"),
+    ("retention.ms", "log.retention.ms"),
+    ("segment.bytes", "log.segment.bytes"),
+    ("segment.index.bytes", "log.index.size.max.bytes"),
+    ("segment.ms", "log.roll.ms"),
+];
+
+/// The broker config that sets the default of topic config `topic_key`.
+pub fn broker_key_for(topic_key: &str) -> Option<&'static str> {
+    TOPIC_CONFIG_SYNONYMS
+        .iter()
+        .find(|(t, _)| *t == topic_key)
+        .map(|(_, b)| *b)
+}
+
+/// The topic config whose default broker config `broker_key` sets, if it is one.
+pub fn topic_key_for(broker_key: &str) -> Option<&'static str> {
+    TOPIC_CONFIG_SYNONYMS
+        .iter()
+        .find(|(_, b)| *b == broker_key)
+        .map(|(t, _)| *t)
+}
+
 /// Prefix of environment variables that override config keys: `SLUICE_LISTEN`,
 /// `SLUICE_LOG_RETENTION_MS`, ...
 pub const ENV_PREFIX: &str = "SLUICE_";
@@ -140,10 +187,16 @@ impl BrokerConfig {
             .with_context(|| format!("listen = {:?} is not an IP:port address", self.listen))?;
         let (host, port) = self.advertised()?;
         if host.is_empty() || port == 0 {
-            bail!("advertised_listener = {:?} needs a host and a non-zero port", self.advertised_listener);
+            bail!(
+                "advertised_listener = {:?} needs a host and a non-zero port",
+                self.advertised_listener
+            );
         }
         if self.num_partitions < 1 {
-            bail!("num_partitions = {} must be at least 1", self.num_partitions);
+            bail!(
+                "num_partitions = {} must be at least 1",
+                self.num_partitions
+            );
         }
         if self.default_replication_factor < 1
             || self.default_replication_factor > self.max_replication_factor
@@ -155,7 +208,10 @@ impl BrokerConfig {
             );
         }
         if self.socket_request_max_bytes < 1024 {
-            bail!("socket_request_max_bytes = {} is too small", self.socket_request_max_bytes);
+            bail!(
+                "socket_request_max_bytes = {} is too small",
+                self.socket_request_max_bytes
+            );
         }
         self.topic_defaults()?;
         if self.log.retention_check_interval_ms == 0 || self.log.cleaner_backoff_ms == 0 {
@@ -178,6 +234,11 @@ impl BrokerConfig {
             .parse()
             .with_context(|| format!("{addr:?} has no valid port"))?;
         Ok((host.trim_matches(['[', ']']).to_string(), port))
+    }
+
+    /// The data directory as an absolute path (what `log.dirs` and DescribeLogDirs report).
+    pub fn data_dir_absolute(&self) -> PathBuf {
+        std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone())
     }
 
     /// The log config every new topic starts from.
@@ -259,9 +320,7 @@ fn apply_env(
         if !name.starts_with(ENV_PREFIX) {
             continue;
         }
-        let Some((section, key)) = keys
-            .iter()
-            .find(|(s, k)| env_name(s.as_deref(), k) == name)
+        let Some((section, key)) = keys.iter().find(|(s, k)| env_name(s.as_deref(), k) == name)
         else {
             // SLUICE_* variables that are not config keys (e.g. test knobs) are left alone.
             continue;
@@ -298,9 +357,25 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_ones() {
         let c = BrokerConfig::load(Some(Path::new("../config/sluice.toml")), env(&[])).unwrap();
-        assert_eq!(c, BrokerConfig::default(), "config/sluice.toml must show the defaults");
+        assert_eq!(
+            c,
+            BrokerConfig::default(),
+            "config/sluice.toml must show the defaults"
+        );
         assert_eq!(c.listen, "127.0.0.1:9092");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
+    }
+
+    #[test]
+    fn every_topic_config_has_a_broker_synonym() {
+        for key in sluice_storage::config::LOG_CONFIG_KEYS {
+            let broker_key = broker_key_for(key).unwrap_or_else(|| panic!("no synonym for {key}"));
+            assert_eq!(topic_key_for(broker_key), Some(*key));
+        }
+        assert_eq!(
+            TOPIC_CONFIG_SYNONYMS.len(),
+            sluice_storage::config::LOG_CONFIG_KEYS.len()
+        );
     }
 
     #[test]
@@ -310,14 +385,17 @@ mod tests {
         std::fs::write(&file, "listen = \"127.0.0.1:1\"\n[log]\nretention_ms = 5\n").unwrap();
         let c = BrokerConfig::load(
             Some(&file),
-            env(&[("SLUICE_LISTEN", "127.0.0.1:2"), ("SLUICE_LOG_FLUSH_MESSAGES", "1")]),
+            env(&[
+                ("SLUICE_LISTEN", "127.0.0.1:2"),
+                ("SLUICE_LOG_FLUSH_MESSAGES", "1"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:2");
         assert_eq!(c.log.retention_ms, 5);
         assert_eq!(c.log.flush_messages, 1);
-        let err = BrokerConfig::load(Some(&file), env(&[("SLUICE_LISTEN", "nowhere")]))
-            .unwrap_err();
+        let err =
+            BrokerConfig::load(Some(&file), env(&[("SLUICE_LISTEN", "nowhere")])).unwrap_err();
         assert!(format!("{err:#}").contains("listen"), "{err:#}");
         std::fs::write(&file, "lisen = \"x\"\n").unwrap();
         let err = BrokerConfig::load(Some(&file), env(&[])).unwrap_err();

@@ -14,6 +14,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::api_versions;
 use crate::broker::Broker;
+use crate::fetch_encode::{self, Chunk};
 use crate::handlers;
 
 /// What the connection does after a request.
@@ -21,6 +22,8 @@ use crate::handlers;
 pub enum Reply {
     /// Send this frame (length prefix included).
     Send(Bytes),
+    /// Send this frame made of chunks, file ranges by sendfile (Fetch).
+    Chunks(Vec<Chunk>),
     /// Send nothing (Produce with acks=0).
     Silent,
     /// Close the connection; the reason is logged.
@@ -49,7 +52,9 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes) -> Reply {
             return encode(api, 0, correlation_id, &ResponseKind::ApiVersions(body));
         }
         let served = api_versions::supported_range(api)
-            .map_or("not implemented".to_string(), |(a, b)| format!("serves v{a}-v{b}"));
+            .map_or("not implemented".to_string(), |(a, b)| {
+                format!("serves v{a}-v{b}")
+            });
         return Reply::Close(format!("{api:?} v{version} is not supported ({served})"));
     }
     let decoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -67,6 +72,10 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes) -> Reply {
         .as_ref()
         .map_or_else(String::new, |c| c.to_string());
     tracing::trace!(?api, version, correlation_id, client, "request");
+    if let RequestKind::Fetch(fetch) = request {
+        let response = handlers::fetch::handle(broker, fetch, version).await;
+        return Reply::Chunks(fetch_encode::encode(correlation_id, version, &response));
+    }
     match handlers::handle(broker, request, version).await {
         Some(response) => encode(api, version, correlation_id, &response),
         None => Reply::Silent,

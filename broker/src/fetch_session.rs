@@ -198,7 +198,11 @@ impl FetchSessions {
 impl Inner {
     fn allocate_id(&mut self) -> i32 {
         loop {
-            self.next_id = if self.next_id == i32::MAX { 1 } else { self.next_id + 1 };
+            self.next_id = if self.next_id == i32::MAX {
+                1
+            } else {
+                self.next_id + 1
+            };
             if !self.sessions.contains_key(&self.next_id) {
                 return self.next_id;
             }
@@ -232,7 +236,10 @@ mod tests {
         let plan = s.begin(id, 2, vec![], &[("t".into(), 0)]).unwrap();
         assert_eq!(plan.targets, vec![t(1, 5)]);
         assert_eq!(s.begin(id, 2, vec![], &[]).unwrap_err(), INVALID_EPOCH);
-        assert_eq!(s.begin(id + 7, 1, vec![], &[]).unwrap_err(), SESSION_NOT_FOUND);
+        assert_eq!(
+            s.begin(id + 7, 1, vec![], &[]).unwrap_err(),
+            SESSION_NOT_FOUND
+        );
         assert_eq!(s.begin(0, 3, vec![], &[]).unwrap_err(), INVALID_EPOCH);
         let plan = s.begin(id, -1, vec![t(0, 1)], &[]).unwrap();
         assert_eq!(plan.session_id, 0);
@@ -252,7 +259,10 @@ mod tests {
         assert!(s.note_sent(id, &t(0, 0), view, false));
         assert!(!s.note_sent(id, &t(0, 0), view, false));
         assert!(s.note_sent(id, &t(0, 0), view, true));
-        let moved = PartitionView { high_watermark: 6, ..view };
+        let moved = PartitionView {
+            high_watermark: 6,
+            ..view
+        };
         assert!(s.note_sent(id, &t(0, 0), moved, false));
     }
 }

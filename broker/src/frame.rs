@@ -69,14 +69,26 @@ mod tests {
     #[tokio::test]
     async fn reads_frames_and_refuses_bad_lengths() {
         let mut input: &[u8] = &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 0];
-        assert_eq!(read_frame(&mut input, 10).await.unwrap().unwrap().as_ref(), &[1, 2, 3]);
+        assert_eq!(
+            read_frame(&mut input, 10).await.unwrap().unwrap().as_ref(),
+            &[1, 2, 3]
+        );
         assert_eq!(read_frame(&mut input, 10).await.unwrap().unwrap().len(), 0);
         assert!(read_frame(&mut input, 10).await.unwrap().is_none());
         let mut huge: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut huge, 10).await, Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            read_frame(&mut huge, 10).await,
+            Err(FrameError::BadLength { .. })
+        ));
         let mut negative: &[u8] = &[0xff, 0xff, 0xff, 0xff];
-        assert!(matches!(read_frame(&mut negative, 10).await, Err(FrameError::BadLength { .. })));
+        assert!(matches!(
+            read_frame(&mut negative, 10).await,
+            Err(FrameError::BadLength { .. })
+        ));
         let mut short: &[u8] = &[0, 0, 0, 9, 1];
-        assert!(matches!(read_frame(&mut short, 10).await, Err(FrameError::Truncated { got: 1, want: 9 })));
+        assert!(matches!(
+            read_frame(&mut short, 10).await,
+            Err(FrameError::Truncated { got: 1, want: 9 })
+        ));
     }
 }

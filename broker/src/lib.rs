@@ -8,6 +8,7 @@ pub mod broker;
 pub mod config;
 pub mod connection;
 pub mod dispatch;
+pub mod fetch_encode;
 pub mod fetch_session;
 pub mod frame;
 pub mod handlers;

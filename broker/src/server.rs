@@ -59,7 +59,10 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     })
     .await;
     if drained.is_err() {
-        tracing::warn!(open = connections.len(), "closing connections that did not finish");
+        tracing::warn!(
+            open = connections.len(),
+            "closing connections that did not finish"
+        );
         connections.shutdown().await;
     }
     drop(broker);
@@ -72,8 +75,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name.
 async fn shutdown_signal() -> &'static str {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C will stop sluice");

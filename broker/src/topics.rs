@@ -1,7 +1,8 @@
-//! The topic registry: names, ids, partition counts and per-topic config overrides.
+//! The topic registry: names, ids, partition counts, per-topic config overrides and the
+//! dynamic broker configs set with AlterConfigs.
 //!
 //! It is the broker's cluster metadata, kept in `<data_dir>/cluster-metadata.json` and
-//! rewritten atomically on every change, so topics and their configs survive restarts.
+//! rewritten atomically on every change, so topics and configs survive restarts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,10 +27,18 @@ pub struct TopicMeta {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Dynamic broker configs by scope (`<default>` for the cluster-wide default, else a node id),
+/// each a map of broker config key to value, as Kafka keeps them under `/config/brokers`.
+pub type BrokerConfigLayers = BTreeMap<String, BTreeMap<String, String>>;
+
+/// What `cluster-metadata.json` holds. Fields added later carry `#[serde(default)]` so a file
+/// written by an older sluice still loads.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Snapshot {
     cluster_id: String,
     topics: BTreeMap<String, TopicMeta>,
+    #[serde(default)]
+    broker_configs: BrokerConfigLayers,
 }
 
 /// Why a topic operation was refused; maps to a Kafka error code.
@@ -47,6 +56,9 @@ pub enum TopicError {
     /// INVALID_PARTITIONS.
     #[error("{0}")]
     InvalidPartitions(String),
+    /// TOPIC_ALREADY_EXISTS: the name belongs to a topic whose files are still being deleted.
+    #[error("topic {0:?} is still being deleted; create it again in a moment")]
+    BeingDeleted(String),
     /// INVALID_REPLICATION_FACTOR.
     #[error("{0}")]
     InvalidReplicationFactor(String),
@@ -62,7 +74,7 @@ impl TopicError {
     /// The Kafka error code for this refusal.
     pub fn code(&self) -> i16 {
         match self {
-            TopicError::AlreadyExists(_) => 36,
+            TopicError::AlreadyExists(_) | TopicError::BeingDeleted(_) => 36,
             TopicError::Unknown(_) => 3,
             TopicError::InvalidName(_) => 17,
             TopicError::InvalidPartitions(_) => 37,
@@ -101,12 +113,19 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
     reason.map_or(Ok(()), |r| Err(TopicError::InvalidName(r)))
 }
 
-/// The registry of topics, persisted on every change.
+/// The registry of topics and dynamic broker configs, persisted on every change.
 #[derive(Debug)]
 pub struct TopicRegistry {
     path: PathBuf,
     cluster_id: String,
-    topics: RwLock<BTreeMap<String, TopicMeta>>,
+    state: RwLock<State>,
+}
+
+/// The mutable part of the registry; one lock so a persisted snapshot is always consistent.
+#[derive(Debug, Clone, Default)]
+struct State {
+    topics: BTreeMap<String, TopicMeta>,
+    broker_configs: BrokerConfigLayers,
 }
 
 const FILE_NAME: &str = "cluster-metadata.json";
@@ -117,7 +136,10 @@ impl TopicRegistry {
         let path = data_dir.join(FILE_NAME);
         let snapshot: Snapshot = match std::fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!("{} is damaged ({e}); restore it or move it away", path.display())
+                anyhow::anyhow!(
+                    "{} is damaged ({e}); restore it or move it away",
+                    path.display()
+                )
             })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
@@ -130,9 +152,12 @@ impl TopicRegistry {
         let registry = TopicRegistry {
             path,
             cluster_id,
-            topics: RwLock::new(snapshot.topics),
+            state: RwLock::new(State {
+                topics: snapshot.topics,
+                broker_configs: snapshot.broker_configs,
+            }),
         };
-        registry.persist(&registry.topics.read())?;
+        registry.persist(&registry.state.read())?;
         Ok(registry)
     }
 
@@ -143,23 +168,28 @@ impl TopicRegistry {
 
     /// A topic by name.
     pub fn get(&self, name: &str) -> Option<TopicMeta> {
-        self.topics.read().get(name).cloned()
+        self.state.read().topics.get(name).cloned()
     }
 
     /// A topic by id.
     pub fn get_by_id(&self, id: Uuid) -> Option<TopicMeta> {
-        self.topics.read().values().find(|t| t.id == id).cloned()
+        self.state
+            .read()
+            .topics
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
     }
 
     /// Every topic, by name.
     pub fn all(&self) -> Vec<TopicMeta> {
-        self.topics.read().values().cloned().collect()
+        self.state.read().topics.values().cloned().collect()
     }
 
     /// The log config of `topic`: broker defaults overridden by the topic's own configs.
     pub fn log_config(&self, topic: &str, defaults: &LogConfig) -> LogConfig {
         let mut config = defaults.clone();
-        if let Some(meta) = self.topics.read().get(topic) {
+        if let Some(meta) = self.state.read().topics.get(topic) {
             for (k, v) in &meta.configs {
                 if let Err(e) = config.apply(k, v) {
                     tracing::warn!(topic, key = %k, error = %e, "ignoring stored topic config");
@@ -171,16 +201,13 @@ impl TopicRegistry {
 
     /// Adds a topic. The caller validated name, partitions and configs.
     pub fn create(&self, meta: TopicMeta) -> Result<TopicMeta, TopicError> {
-        let mut topics = self.topics.write();
-        if topics.contains_key(&meta.name) {
-            return Err(TopicError::AlreadyExists(meta.name));
-        }
-        topics.insert(meta.name.clone(), meta.clone());
-        self.persist(&topics).map_err(|e| {
-            topics.remove(&meta.name);
-            TopicError::Storage(e.to_string())
-        })?;
-        Ok(meta)
+        self.mutate(|state| {
+            if state.topics.contains_key(&meta.name) {
+                return Err(TopicError::AlreadyExists(meta.name.clone()));
+            }
+            state.topics.insert(meta.name.clone(), meta.clone());
+            Ok(meta)
+        })
     }
 
     /// Applies `change` to a topic and persists the result.
@@ -189,42 +216,78 @@ impl TopicRegistry {
         name: &str,
         change: impl FnOnce(&mut TopicMeta) -> Result<(), TopicError>,
     ) -> Result<TopicMeta, TopicError> {
-        let mut topics = self.topics.write();
-        let meta = topics
-            .get_mut(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        let before = meta.clone();
-        change(meta)?;
-        let after = meta.clone();
-        if let Err(e) = self.persist(&topics) {
-            topics.insert(name.to_string(), before);
-            return Err(TopicError::Storage(e.to_string()));
-        }
-        Ok(after)
+        self.mutate(|state| {
+            let meta = state
+                .topics
+                .get_mut(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            change(meta)?;
+            Ok(meta.clone())
+        })
     }
 
     /// Removes a topic.
     pub fn remove(&self, name: &str) -> Result<TopicMeta, TopicError> {
-        let mut topics = self.topics.write();
-        let meta = topics
-            .remove(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
-        if let Err(e) = self.persist(&topics) {
-            topics.insert(name.to_string(), meta);
-            return Err(TopicError::Storage(e.to_string()));
-        }
-        Ok(meta)
+        self.mutate(|state| {
+            state
+                .topics
+                .remove(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))
+        })
     }
 
-    fn persist(&self, topics: &BTreeMap<String, TopicMeta>) -> anyhow::Result<()> {
+    /// The dynamic broker configs of `scope` (`<default>` or a node id); empty if none.
+    pub fn broker_configs(&self, scope: &str) -> BTreeMap<String, String> {
+        self.state
+            .read()
+            .broker_configs
+            .get(scope)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Replaces the dynamic broker configs of `scope`. The caller validated them.
+    pub fn set_broker_configs(
+        &self,
+        scope: &str,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        self.mutate(|state| {
+            if configs.is_empty() {
+                state.broker_configs.remove(scope);
+            } else {
+                state.broker_configs.insert(scope.to_string(), configs);
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs `change` on the state under the write lock and persists the result; if `change`
+    /// fails or the file cannot be written, the state is left as it was.
+    fn mutate<T>(
+        &self,
+        change: impl FnOnce(&mut State) -> Result<T, TopicError>,
+    ) -> Result<T, TopicError> {
+        let mut state = self.state.write();
+        let mut next = state.clone();
+        let out = change(&mut next)?;
+        self.persist(&next)
+            .map_err(|e| TopicError::Storage(e.to_string()))?;
+        *state = next;
+        Ok(out)
+    }
+
+    fn persist(&self, state: &State) -> anyhow::Result<()> {
         #[derive(Serialize)]
         struct SnapshotRef<'a> {
             cluster_id: &'a str,
             topics: &'a BTreeMap<String, TopicMeta>,
+            broker_configs: &'a BrokerConfigLayers,
         }
         let bytes = serde_json::to_vec_pretty(&SnapshotRef {
             cluster_id: &self.cluster_id,
-            topics,
+            topics: &state.topics,
+            broker_configs: &state.broker_configs,
         })?;
         checkpoint::write_atomically(&self.path, &bytes)?;
         Ok(())
@@ -285,5 +348,27 @@ mod tests {
         assert_eq!(reg.cluster_id(), cluster);
         assert_eq!(reg.get_by_id(id).unwrap().partitions, 3);
         assert_eq!(reg.log_config("t", &LogConfig::default()).retention_ms, 5);
+    }
+
+    #[test]
+    fn broker_configs_survive_reopen_and_old_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            r#"{"cluster_id": "abc", "topics": {}}"#,
+        )
+        .unwrap();
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        assert_eq!(reg.cluster_id(), "abc");
+        assert!(reg.broker_configs("<default>").is_empty());
+        let layer: BTreeMap<String, String> =
+            [("log.retention.ms".to_string(), "60000".to_string())].into();
+        reg.set_broker_configs("<default>", layer.clone()).unwrap();
+        drop(reg);
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        assert_eq!(reg.broker_configs("<default>"), layer);
+        reg.set_broker_configs("<default>", BTreeMap::new())
+            .unwrap();
+        assert!(reg.broker_configs("<default>").is_empty());
     }
 }

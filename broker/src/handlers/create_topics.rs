@@ -8,13 +8,9 @@ use kafka_protocol::messages::create_topics_response::{
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
-use super::kstr;
+use super::configs::{self, ConfigEntry};
+use super::{kstr, INVALID_REPLICA_ASSIGNMENT, INVALID_REQUEST, NO_MANUAL_ASSIGNMENT};
 use crate::broker::{Broker, NewTopic};
-
-/// Config source: set explicitly on the topic.
-pub const SOURCE_TOPIC: i8 = 1;
-/// Config source: the broker's default.
-pub const SOURCE_DEFAULT: i8 = 5;
 
 /// Creates each requested topic and reports its result.
 pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
@@ -27,73 +23,50 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
         result.num_partitions = -1;
         result.replication_factor = -1;
         if !seen.insert(name.clone()) {
-            result.error_code = 42; // INVALID_REQUEST
-            result.error_message = Some(kstr(format!("topic {name:?} appears twice in the request")));
+            result.error_code = INVALID_REQUEST;
+            result.error_message =
+                Some(kstr(format!("topic {name:?} appears twice in the request")));
             response.topics.push(result);
             continue;
         }
         if !topic.assignments.is_empty() {
-            result.error_code = 39; // INVALID_REPLICA_ASSIGNMENT
-            result.error_message = Some(kstr("manual replica assignment is not supported by a single-node sluice"));
+            result.error_code = INVALID_REPLICA_ASSIGNMENT;
+            result.error_message = Some(kstr(NO_MANUAL_ASSIGNMENT));
             response.topics.push(result);
             continue;
         }
-        let mut configs = BTreeMap::new();
+        let mut explicit = BTreeMap::new();
         for c in &topic.configs {
             if let Some(v) = &c.value {
-                configs.insert(c.name.to_string(), v.to_string());
+                explicit.insert(c.name.to_string(), v.to_string());
             }
         }
         let new = NewTopic {
             name: name.clone(),
             partitions: topic.num_partitions,
             replication_factor: topic.replication_factor,
-            configs: configs.clone(),
+            configs: explicit.clone(),
         };
         let outcome = if request.validate_only {
             broker
                 .validate_new_topic(&new)
-                .map(|(p, rf, _)| (p, rf, uuid::Uuid::nil()))
+                .map(|(p, rf, config)| (p, rf, uuid::Uuid::nil(), config))
         } else {
-            broker
-                .create_topic(new)
-                .map(|m| (m.partitions, m.replication_factor, m.id))
+            broker.create_topic(new).map(|m| {
+                let config = broker.topic_log_config(&m.name);
+                (m.partitions, m.replication_factor, m.id, config)
+            })
         };
         match outcome {
             Ok(_) if version < 5 => {}
-            Ok((partitions, rf, id)) => {
+            Ok((partitions, rf, id, effective)) => {
                 if version >= 7 {
                     result.topic_id = id;
                 }
                 result.num_partitions = partitions;
                 result.replication_factor = rf;
-                let effective = broker.topics.log_config(&name, &broker.defaults);
-                let effective = if request.validate_only {
-                    let mut c = broker.defaults.clone();
-                    for (k, v) in &configs {
-                        let _ = c.apply(k, v);
-                    }
-                    c
-                } else {
-                    effective
-                };
-                result.configs = Some(
-                    effective
-                        .describe()
-                        .into_iter()
-                        .map(|(k, v)| {
-                            let mut c = CreatableTopicConfigs::default();
-                            c.name = kstr(k);
-                            c.value = Some(kstr(v));
-                            c.config_source = if configs.contains_key(k) {
-                                SOURCE_TOPIC
-                            } else {
-                                SOURCE_DEFAULT
-                            };
-                            c
-                        })
-                        .collect(),
-                );
+                let entries = configs::topic_entries(broker, &explicit, &effective);
+                result.configs = Some(entries.into_iter().map(creatable_config).collect());
             }
             Err(e) => {
                 result.error_code = e.code();
@@ -103,4 +76,14 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
         response.topics.push(result);
     }
     response
+}
+
+fn creatable_config(entry: ConfigEntry) -> CreatableTopicConfigs {
+    let mut c = CreatableTopicConfigs::default();
+    c.name = kstr(entry.name);
+    c.value = Some(kstr(entry.value));
+    c.read_only = entry.read_only;
+    c.config_source = entry.source;
+    c.is_sensitive = false;
+    c
 }

@@ -9,15 +9,15 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
-use sluice_storage::{PartitionLog, StorageError, TopicPartition};
+use kafka_protocol::messages::{FetchRequest, TopicName};
+use sluice_storage::{PartitionLog, TopicPartition};
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{kstr, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
+use super::{UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::broker::Broker;
+use crate::fetch_encode::{FetchOut, PartitionOut, Records, TopicOut};
 use crate::fetch_session::{FetchTarget, PartitionView};
 
 /// Read committed (1) or uncommitted (0).
@@ -30,19 +30,27 @@ struct Outcome {
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
-    records: Bytes,
+    records: Records,
 }
 
-/// Serves a fetch, waiting up to max_wait_ms for min_bytes to arrive.
-pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchResponse {
-    let mut response = FetchResponse::default();
+/// Serves a fetch, waiting up to max_wait_ms for min_bytes to arrive. The response refers to
+/// record data by file range; `fetch_encode` turns it into a zero-copy frame.
+pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> FetchOut {
+    let mut response = FetchOut::default();
     let uses_ids = version >= 13;
     let resolve = |name: &TopicName, id: uuid::Uuid| -> (String, uuid::Uuid) {
         if uses_ids {
-            let name = broker.topics.get_by_id(id).map(|m| m.name).unwrap_or_default();
+            let name = broker
+                .topics
+                .get_by_id(id)
+                .map(|m| m.name)
+                .unwrap_or_default();
             (name, id)
         } else {
-            let id = broker.topics.get(name.as_str()).map_or(uuid::Uuid::nil(), |m| m.id);
+            let id = broker
+                .topics
+                .get(name.as_str())
+                .map_or(uuid::Uuid::nil(), |m| m.id);
             (name.to_string(), id)
         }
     };
@@ -89,9 +97,17 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
     let signals: Vec<Arc<Notify>> = plan
         .targets
         .iter()
-        .map(|t| broker.appends.signal(&TopicPartition::new(t.topic.clone(), t.partition)))
+        .map(|t| {
+            broker
+                .appends
+                .signal(&TopicPartition::new(t.topic.clone(), t.partition))
+        })
         .collect();
-    let max_bytes = if request.max_bytes <= 0 { i32::MAX } else { request.max_bytes } as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX
+    } else {
+        request.max_bytes
+    } as usize;
     let min_bytes = request.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let read_committed = request.isolation_level == READ_COMMITTED;
@@ -137,28 +153,28 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         if plan.incremental && !include {
             continue;
         }
-        let mut p = PartitionData::default();
-        p.partition_index = target.partition;
-        p.error_code = outcome.error_code;
-        p.high_watermark = outcome.high_watermark;
-        p.last_stable_offset = outcome.last_stable_offset;
-        if version >= 5 {
-            p.log_start_offset = outcome.log_start_offset;
-        }
-        p.preferred_read_replica = BrokerId(-1);
-        p.aborted_transactions = read_committed.then(Vec::new);
-        p.records = Some(outcome.records);
-        let same_topic = response.responses.last().is_some_and(|t: &FetchableTopicResponse| {
-            t.topic.as_str() == target.topic && t.topic_id == target.topic_id
-        });
+        let partition = PartitionOut {
+            partition: target.partition,
+            error_code: outcome.error_code,
+            high_watermark: outcome.high_watermark,
+            last_stable_offset: outcome.last_stable_offset,
+            log_start_offset: outcome.log_start_offset,
+            aborted_transactions: read_committed.then(Vec::new),
+            records: outcome.records,
+        };
+        let same_topic = response
+            .topics
+            .last()
+            .is_some_and(|t| t.name == target.topic && t.id == target.topic_id);
         if !same_topic {
-            let mut t = FetchableTopicResponse::default();
-            t.topic = TopicName(kstr(target.topic.clone()));
-            t.topic_id = target.topic_id;
-            response.responses.push(t);
+            response.topics.push(TopicOut {
+                name: target.topic.clone(),
+                id: target.topic_id,
+                partitions: Vec::new(),
+            });
         }
-        if let Some(t) = response.responses.last_mut() {
-            t.partitions.push(p);
+        if let Some(t) = response.topics.last_mut() {
+            t.partitions.push(partition);
         }
     }
     response
@@ -189,7 +205,7 @@ fn read_all(
                     high_watermark: -1,
                     last_stable_offset: -1,
                     log_start_offset: -1,
-                    records: Bytes::new(),
+                    records: Records::Memory(Bytes::new()),
                 };
             };
             let mut outcome = Outcome {
@@ -197,7 +213,7 @@ fn read_all(
                 high_watermark: log.high_watermark(),
                 last_stable_offset: log.high_watermark(),
                 log_start_offset: log.log_start_offset(),
-                records: Bytes::new(),
+                records: Records::Memory(Bytes::new()),
             };
             if remaining == 0 {
                 return outcome;
@@ -211,17 +227,9 @@ fn read_all(
                     if let Some(slice) = read.slice {
                         let len = slice.len() as usize;
                         if len <= remaining || !returned_any {
-                            match slice.to_bytes() {
-                                Ok(bytes) => {
-                                    remaining = remaining.saturating_sub(len);
-                                    returned_any = true;
-                                    outcome.records = bytes;
-                                }
-                                Err(e) => {
-                                    outcome.error_code =
-                                        StorageError::io(log.dir(), e).kafka_error_code()
-                                }
-                            }
+                            remaining = remaining.saturating_sub(len);
+                            returned_any = true;
+                            outcome.records = Records::File(slice);
                         }
                     }
                 }

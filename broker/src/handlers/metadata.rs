@@ -43,14 +43,15 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             .collect();
         return response;
     }
-    let auto_create = broker.config.auto_create_topics
-        && (version < 4 || request.allow_auto_topic_creation);
+    let auto_create =
+        broker.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
     for wanted in request.topics.unwrap_or_default() {
         let topic = match &wanted.name {
             Some(name) => lookup_or_create(broker, name.as_str(), auto_create),
-            None if wanted.topic_id != Uuid::nil() => {
-                broker.topics.get_by_id(wanted.topic_id).ok_or(UNKNOWN_TOPIC_ID)
-            }
+            None if wanted.topic_id != Uuid::nil() => broker
+                .topics
+                .get_by_id(wanted.topic_id)
+                .ok_or(UNKNOWN_TOPIC_ID),
             None => Err(UNKNOWN_TOPIC_OR_PARTITION),
         };
         response.topics.push(match topic {

@@ -63,7 +63,12 @@ pub async fn handle(
     let jobs: Vec<(usize, Arc<PartitionLog>, Bytes)> = work
         .iter()
         .enumerate()
-        .filter_map(|(i, w)| w.target.as_ref().ok().map(|(l, b)| (i, l.clone(), b.clone())))
+        .filter_map(|(i, w)| {
+            w.target
+                .as_ref()
+                .ok()
+                .map(|(l, b)| (i, l.clone(), b.clone()))
+        })
         .collect();
     let appended = tokio::task::spawn_blocking(move || {
         let now = now_ms();
@@ -120,8 +125,9 @@ pub async fn handle(
         if version >= 8 {
             p.error_message = message.map(kstr);
         }
-        response.responses[w.topic_index].partition_responses.push(p);
+        response.responses[w.topic_index]
+            .partition_responses
+            .push(p);
     }
     Some(response)
 }
-

@@ -10,7 +10,7 @@ use sluice_storage::{LogConfig, LogStore, PartitionLog, TopicPartition};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::config::{topic_key_for, BrokerConfig, TOPIC_CONFIG_SYNONYMS};
+use crate::config::{topic_key_for, BrokerConfig};
 use crate::fetch_session::FetchSessions;
 use crate::topics::{validate_topic_name, TopicError, TopicMeta, TopicRegistry};
 
@@ -383,7 +383,8 @@ impl Broker {
 
     /// Replaces the dynamic broker configs of `scope` (keys not listed revert to the layer
     /// below), then applies the new topic defaults to every log without its own override.
-    /// Only the broker-level names of topic configs ([`TOPIC_CONFIG_SYNONYMS`]) are dynamic.
+    /// Only the broker-level names of topic configs (`config::TOPIC_CONFIG_SYNONYMS`) are
+    /// dynamic.
     pub fn set_broker_configs(
         &self,
         scope: BrokerConfigScope,
@@ -443,11 +444,11 @@ fn overlay_broker_configs(
     let mut config = base.clone();
     for (key, value) in layers.iter().flatten() {
         let Some(topic_key) = topic_key_for(key) else {
-            let dynamic: Vec<&str> = TOPIC_CONFIG_SYNONYMS.iter().map(|(_, b)| *b).collect();
             return Err(format!(
-                "broker config {key:?} cannot be changed while sluice runs; the dynamic broker \
-                 configs are {}. Other settings go in sluice.toml and need a restart",
-                dynamic.join(", ")
+                "broker config {key:?} cannot be changed while sluice runs: only the \
+                 broker-level topic defaults (log.retention.ms, log.segment.bytes, \
+                 log.cleanup.policy, message.max.bytes and the other log.* synonyms of topic \
+                 configs) are dynamic; set it in sluice.toml and restart"
             ));
         };
         config

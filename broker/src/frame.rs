@@ -29,6 +29,9 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Largest buffer allocated for a frame before its bytes arrive.
+const INITIAL_BUFFER: usize = 4 * 1024 * 1024;
+
 /// Reads one frame. `Ok(None)` when the peer closed the connection between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
@@ -45,10 +48,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::BadLength { length, limit });
     }
     let want = length as usize;
-    let mut buf = BytesMut::with_capacity(want.min(64 * 1024));
+    // Typical requests (up to a few MiB) get their whole buffer at once, so the bytes are
+    // copied exactly once; a larger claim grows only as its bytes arrive.
+    let mut buf = BytesMut::with_capacity(want.min(INITIAL_BUFFER));
     while buf.len() < want {
         if buf.capacity() == buf.len() {
-            buf.reserve((want - buf.len()).min(buf.len().max(64 * 1024)));
+            buf.reserve((want - buf.len()).min(buf.len().max(INITIAL_BUFFER)));
         }
         let room = (want - buf.len()).min(buf.capacity() - buf.len());
         let n = (&mut *reader).take(room as u64).read_buf(&mut buf).await?;

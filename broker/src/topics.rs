@@ -91,6 +91,9 @@ pub const MAX_TOPIC_NAME_LEN: usize = 249;
 /// Checks a topic name against Kafka's rules: 1-249 characters of `[a-zA-Z0-9._-]`, not
 /// `.` or `..`.
 pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
+    let bad_char = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')));
     let reason = if name.is_empty() {
         Some("the topic name is empty".to_string())
     } else if name == "." || name == ".." {
@@ -100,15 +103,12 @@ pub fn validate_topic_name(name: &str) -> Result<(), TopicError> {
             "topic name is {} characters, longer than the maximum {MAX_TOPIC_NAME_LEN}",
             name.len()
         ))
-    } else if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        Some(format!(
-            "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
-        ))
     } else {
-        None
+        bad_char.map(|c| {
+            format!(
+                "topic name {name:?} contains {c:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+            )
+        })
     };
     reason.map_or(Ok(()), |r| Err(TopicError::InvalidName(r)))
 }

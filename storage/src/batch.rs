@@ -255,8 +255,7 @@ fn check_records(
 ) -> Result<i64> {
     let mut iter = RecordIter::new(records, header.record_count as usize);
     let mut max_ts = i64::MIN;
-    let mut expected_delta = 0;
-    for record in iter.by_ref() {
+    for (expected_delta, record) in (0i32..).zip(iter.by_ref()) {
         let record: Record<'_> = record?;
         if record.offset_delta != expected_delta {
             return Err(StorageError::InvalidRecord(format!(
@@ -264,7 +263,6 @@ fn check_records(
                 record.offset_delta
             )));
         }
-        expected_delta += 1;
         if limits.require_keys && record.key.is_none() && !header.is_control() {
             return Err(StorageError::InvalidRecord(
                 "a compacted topic needs a key on every record".to_string(),
@@ -277,7 +275,7 @@ fn check_records(
         max_ts = max_ts.max(ts);
     }
     if !iter.fully_consumed() {
-        return Err(StorageError::CorruptMessage(format!(
+        return Err(StorageError::InvalidRecord(format!(
             "batch declares {} records but its bytes hold a different amount",
             header.record_count
         )));

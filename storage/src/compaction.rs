@@ -242,7 +242,7 @@ fn retain_records(
     for r in kept {
         builder.push_at(
             r.offset_delta,
-            header.base_timestamp + r.timestamp_delta,
+            header.base_timestamp.saturating_add(r.timestamp_delta),
             r.key,
             r.value,
             &r.headers,

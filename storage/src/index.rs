@@ -220,8 +220,12 @@ impl<E: IndexEntry> SparseIndex<E> {
             .create(true)
             .open(&self.path)
             .map_err(|e| StorageError::io(&self.path, e))?;
-        file.write_all(&buf)
-            .map_err(|e| StorageError::io(&self.path, e))?;
+        if let Err(e) = file.write_all(&buf) {
+            // A short write (full disk) would leave a torn entry that later appends misalign:
+            // cut the file back to the whole entries it held.
+            let _ = file.set_len((*persisted * E::SIZE) as u64);
+            return Err(StorageError::io(&self.path, e));
+        }
         if sync {
             file.sync_data()
                 .map_err(|e| StorageError::io(&self.path, e))?;
@@ -238,7 +242,16 @@ impl<E: IndexEntry> SparseIndex<E> {
         for e in entries.iter() {
             e.encode(&mut buf);
         }
-        std::fs::write(&self.path, &buf).map_err(|e| StorageError::io(&self.path, e))?;
+        if let Err(e) = std::fs::write(&self.path, &buf) {
+            // The file may hold part of the entries: empty it, so the next `persist` writes
+            // them all from the start.
+            let _ = OpenOptions::new()
+                .write(true)
+                .open(&self.path)
+                .and_then(|f| f.set_len(0));
+            *persisted = 0;
+            return Err(StorageError::io(&self.path, e));
+        }
         *persisted = entries.len();
         Ok(())
     }

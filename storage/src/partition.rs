@@ -400,13 +400,13 @@ impl PartitionLog {
     /// `(offset, timestamp)`, as ListOffsets' MAX_TIMESTAMP asks.
     pub fn max_timestamp_offset(&self) -> Result<Option<(i64, i64)>> {
         let log_start = self.log_start_offset();
-        let max = self
-            .segment_snapshot()
-            .iter()
-            .filter(|s| s.next_offset() > log_start)
-            .map(|s| s.max_timestamp())
-            .max()
-            .unwrap_or(-1);
+        let mut max = -1;
+        for segment in self.segment_snapshot() {
+            if segment.next_offset() > log_start {
+                // Records below the log start do not count, even in its segment.
+                max = max.max(segment.max_timestamp_from(log_start)?);
+            }
+        }
         if max < 0 {
             return Ok(None);
         }

@@ -50,6 +50,13 @@ impl<'a> Iterator for RecordIter<'a> {
             return None;
         }
         self.remaining -= 1;
+        if self.pos == self.buf.len() {
+            // Not a framing error: every record was whole, the batch declared too many.
+            self.remaining = 0;
+            return Some(Err(StorageError::InvalidRecord(
+                "the batch declares more records than it holds".to_string(),
+            )));
+        }
         let result = decode_record(self.buf, &mut self.pos);
         if result.is_err() {
             self.remaining = 0;

@@ -3,7 +3,7 @@
 //! them.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
 use crate::segment::{segment_file_name, INDEX_EXT, LOG_EXT, TIME_INDEX_EXT};
@@ -47,12 +47,17 @@ pub fn prepare_directory(dir: &Path) -> Result<Vec<i64>> {
             remove(&name)?;
         }
     }
-    // A swap's sidecar without its committed `.log.swap` belongs to an uncommitted swap.
+    // A swap's sidecar without its committed `.log.swap` belongs to an uncommitted swap (or
+    // one whose `.log` already has its final name); so do `.index.swap`/`.timeindex.swap`
+    // left by a crash while renaming to final names (the index is rebuilt from the `.log`).
     let names = read(dir)?;
     for name in &names {
-        if let Some(stem) = name.strip_suffix(&format!(".{REPLACES_EXT}{SWAP_SUFFIX}")) {
-            if !names.contains(&format!("{stem}.{LOG_EXT}{SWAP_SUFFIX}")) {
-                remove(name)?;
+        for ext in [REPLACES_EXT, INDEX_EXT, TIME_INDEX_EXT] {
+            if let Some(stem) = name.strip_suffix(&format!(".{ext}{SWAP_SUFFIX}")) {
+                if !names.contains(&format!("{stem}.{LOG_EXT}{SWAP_SUFFIX}")) {
+                    tracing::info!(dir = %dir.display(), file = %name, "removing leftover file");
+                    remove(name)?;
+                }
             }
         }
     }
@@ -80,6 +85,11 @@ pub fn prepare_directory(dir: &Path) -> Result<Vec<i64>> {
             if from.exists() {
                 std::fs::rename(&from, &to).map_err(|e| StorageError::io(&from, e))?;
             }
+        }
+        // Only now: until the swap is complete, a crash must find the sidecar again.
+        let sidecar = sidecar_path(dir, *base);
+        if sidecar.exists() {
+            std::fs::remove_file(&sidecar).map_err(|e| StorageError::io(&sidecar, e))?;
         }
         tracing::info!(dir = %dir.display(), base, "completed an interrupted compaction swap");
     }
@@ -115,15 +125,15 @@ fn segment_bases(names: &[String]) -> Vec<i64> {
         .collect()
 }
 
-/// The swap file records, in a sidecar, the end offset of the segments it replaces.
-fn swap_upper_bound(dir: &Path, base: i64) -> Result<Option<i64>> {
-    let path = dir.join(format!(
+fn sidecar_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!(
         "{}{SWAP_SUFFIX}",
         segment_file_name(base, REPLACES_EXT)
-    ));
-    let value = crate::checkpoint::read_i64(&path)?;
-    if value.is_some() {
-        std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))?;
-    }
-    Ok(value)
+    ))
+}
+
+/// The swap file records, in a sidecar, the end offset of the segments it replaces. The
+/// sidecar is removed only once the swap is complete.
+fn swap_upper_bound(dir: &Path, base: i64) -> Result<Option<i64>> {
+    crate::checkpoint::read_i64(&sidecar_path(dir, base))
 }

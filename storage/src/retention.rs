@@ -34,9 +34,15 @@ impl PartitionLog {
             return Ok(deleted);
         }
         let segments = self.segment_snapshot();
+        // Candidates, oldest first: every segment but an empty active one. (Sealed segments
+        // may be empty too, when compaction removed all their records.)
+        let candidates = match segments.split_last() {
+            Some((active, sealed)) if active.size() == 0 => sealed,
+            _ => &segments[..],
+        };
         let mut doomed: Vec<Arc<Segment>> = Vec::new();
         if config.retention_ms >= 0 {
-            for s in segments.iter().take_while(|s| s.size() > 0) {
+            for s in candidates {
                 if now_ms - newest_ms(s) > config.retention_ms {
                     doomed.push(s.clone());
                 } else {
@@ -47,11 +53,7 @@ impl PartitionLog {
         if config.retention_bytes >= 0 {
             let mut total: u64 = segments.iter().skip(doomed.len()).map(|s| s.size()).sum();
             let limit = config.retention_bytes as u64;
-            for s in segments
-                .iter()
-                .skip(doomed.len())
-                .take_while(|s| s.size() > 0)
-            {
+            for s in candidates.iter().skip(doomed.len()) {
                 if total > limit && total - s.size() >= limit {
                     total -= s.size();
                     doomed.push(s.clone());

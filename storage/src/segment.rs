@@ -115,9 +115,10 @@ impl Segment {
     }
 
     /// Opens an existing segment. The part after the last index entry is always re-scanned
-    /// (to find the segment's end); with `verify` every scanned batch's CRC is checked too.
-    /// A torn or corrupt tail is truncated at the last complete valid batch; missing or wrong
-    /// indexes are rebuilt. Damage is logged, never fatal.
+    /// (to find the segment's end). With `verify`, or when an index is missing or invalid,
+    /// the whole segment is re-scanned, every batch's CRC checked and both indexes rebuilt.
+    /// A torn or corrupt tail is truncated at the last complete valid batch. Damage is
+    /// logged, never fatal.
     pub fn open(
         dir: &Path,
         base_offset: i64,
@@ -166,7 +167,7 @@ impl Segment {
             roll_base_ms: segment.first_batch_timestamp().unwrap_or(now_ms),
             ..segment
         };
-        segment.recover(len, verify || !offsets_ok)?;
+        segment.recover(len, verify || !offsets_ok || !times_ok)?;
         Ok(segment)
     }
 
@@ -178,8 +179,15 @@ impl Segment {
     }
 
     /// Finds the last index entry that really points at a batch, re-scans everything after
-    /// it, truncates damage and restores the in-memory end, indexes and max timestamp.
-    fn recover(&self, len: u64, verify: bool) -> Result<()> {
+    /// it, truncates damage and restores the in-memory end, indexes and max timestamp. With
+    /// `rebuild` the indexes are dropped first, so the whole segment is scanned, and every
+    /// batch's CRC is checked.
+    fn recover(&self, len: u64, rebuild: bool) -> Result<()> {
+        let verify = rebuild;
+        if rebuild {
+            self.offset_index.truncate_from(|_| false)?;
+            self.time_index.truncate_from(|_| false)?;
+        }
         let start = loop {
             let Some(entry) = self.offset_index.last() else {
                 break OffsetEntry {
@@ -197,10 +205,13 @@ impl Segment {
             self.offset_index
                 .truncate_from(|e| e.position < entry.position)?;
         };
-        self.time_index
-            .truncate_from(|t| t.relative_offset < start.relative_offset)?;
+        // Time entries at or after `start` are kept for now: the last one (written when the
+        // segment was sealed) also covers the batches between the previous index entry and
+        // `start`, which the scan below does not see. Entries past the end go after the scan.
         self.max_timestamp.store(
-            self.time_index.last().map_or(-1, |t| t.timestamp),
+            self.time_index
+                .last_where(|t| t.relative_offset < start.relative_offset)
+                .map_or(-1, |t| t.timestamp),
             Ordering::Release,
         );
         let mut next = self.base_offset + i64::from(start.relative_offset);
@@ -212,12 +223,14 @@ impl Segment {
                 Ordering::Release,
             );
         }
+        let mut last_scanned = None;
         let damage = loop {
             if position == len {
                 break None;
             }
             match self.check_batch_at(position, len, next, verify) {
                 Ok(header) => {
+                    last_scanned = Some(header.base_offset);
                     self.index_batch(
                         &BatchPlacement {
                             base_offset: header.base_offset,
@@ -235,6 +248,23 @@ impl Segment {
             }
         };
         self.publish(next, position);
+        let end_relative = next - self.base_offset;
+        self.time_index
+            .truncate_from(|t| i64::from(t.relative_offset) < end_relative)?;
+        if let Some(t) = self.time_index.last() {
+            self.max_timestamp.fetch_max(t.timestamp, Ordering::AcqRel);
+        }
+        // As `seal` does, record the max timestamp at the last batch: the next open only
+        // re-scans after the last offset index entry and learns the rest from this entry.
+        let max_ts = self.max_timestamp();
+        if let Some(last_base) = last_scanned {
+            if max_ts >= 0 && max_ts > self.time_index.last().map_or(-1, |t| t.timestamp) {
+                self.time_index.append(TimeEntry {
+                    timestamp: max_ts,
+                    relative_offset: (last_base - self.base_offset) as u32,
+                });
+            }
+        }
         if let Some(damage) = damage {
             tracing::warn!(
                 segment = %self.log_path.display(),
@@ -246,6 +276,16 @@ impl Segment {
             self.file
                 .set_len(damage.position)
                 .map_err(|e| StorageError::io(&self.log_path, e))?;
+        }
+        // Keep what was rebuilt, so a sealed segment is not re-scanned on every start. Indexes
+        // are derived data: failing to write them (a full disk) must not keep the log closed.
+        for result in [
+            self.offset_index.persist(false),
+            self.time_index.persist(false),
+        ] {
+            if let Err(e) = result {
+                tracing::warn!(segment = %self.log_path.display(), error = %e, "could not write a rebuilt index");
+            }
         }
         Ok(())
     }
@@ -431,7 +471,10 @@ impl Segment {
             return Ok(None);
         };
         let first_end = start + first.total_size() as u64;
-        let limit = (start + max_bytes as u64).max(first_end).min(size);
+        let limit = start
+            .saturating_add(max_bytes as u64)
+            .max(first_end)
+            .min(size);
         let end = if limit == size {
             size
         } else {
@@ -452,6 +495,36 @@ impl Segment {
             end
         };
         Ok(Some(FileSlice::new(self.file.clone(), start, end - start)))
+    }
+
+    /// Largest timestamp of the records whose offset is at least `min_offset` (-1 if none).
+    /// For a segment starting at or after `min_offset` that is [`Segment::max_timestamp`];
+    /// otherwise (the log start moved into the segment) the batches from `min_offset` on are
+    /// read, skipping transaction markers as [`Segment::find_timestamp`] does.
+    pub fn max_timestamp_from(&self, min_offset: i64) -> Result<i64> {
+        if min_offset <= self.base_offset {
+            return Ok(self.max_timestamp());
+        }
+        let (_, size) = self.end_state();
+        let Some((start, _)) = self.locate(min_offset, size)? else {
+            return Ok(-1);
+        };
+        let mut max = -1;
+        let mut cursor = HeaderCursor::new(self, start, size);
+        while let Some((position, header)) = cursor.next()? {
+            if header.is_control() {
+                continue;
+            }
+            if header.base_offset >= min_offset
+                || header.timestamp_type() == TimestampType::LogAppendTime
+            {
+                max = max.max(header.max_timestamp);
+            } else {
+                let batch = self.read_batch(position, &header)?;
+                max = max.max(max_record_timestamp_from(&batch, &header, min_offset)?);
+            }
+        }
+        Ok(max)
     }
 
     /// The first record at or after `timestamp` whose offset is at least `min_offset`:
@@ -595,13 +668,35 @@ fn first_record_at_or_after(
     };
     for record in RecordIter::new(records, header.record_count.max(0) as usize) {
         let record = record?;
-        let ts = header.base_timestamp + record.timestamp_delta;
+        let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
         let offset = header.base_offset + i64::from(record.offset_delta);
         if ts >= timestamp && offset >= min_offset {
             return Ok(Some((offset, ts)));
         }
     }
     Ok(None)
+}
+
+/// Largest timestamp of the records of a CreateTime batch whose offset is at least
+/// `min_offset`, -1 if none.
+fn max_record_timestamp_from(batch: &[u8], header: &BatchHeader, min_offset: i64) -> Result<i64> {
+    let compression = header.compression()?;
+    let area = &batch[BATCH_HEADER_LEN..];
+    let decompressed;
+    let records = if compression == crate::compression::Compression::None {
+        area
+    } else {
+        decompressed = compression.decompress(area, usize::MAX >> 1)?;
+        &decompressed[..]
+    };
+    let mut max = -1;
+    for record in RecordIter::new(records, header.record_count.max(0) as usize) {
+        let record = record?;
+        if header.base_offset + i64::from(record.offset_delta) >= min_offset {
+            max = max.max(header.base_timestamp.saturating_add(record.timestamp_delta));
+        }
+    }
+    Ok(max)
 }
 
 /// Walks batch headers through a segment file, reading in chunks so that stepping over

@@ -207,7 +207,8 @@ impl LogStore {
     /// Starts the flusher, retention and cleaner threads. They hold only a weak reference,
     /// and stop when [`LogStore::shutdown`] is called or the store is dropped.
     pub fn start_maintenance(self: &Arc<Self>, settings: MaintenanceSettings) {
-        let jobs: [(&str, Duration, fn(&LogStore)); 3] = [
+        type Job = (&'static str, Duration, fn(&LogStore));
+        let jobs: [Job; 3] = [
             (
                 "log-flusher",
                 settings.flush_check_interval,

@@ -128,7 +128,10 @@ mod tests {
                 &[0, 3, 42, 0]
             };
             assert_eq!(codes, expected, "v{v}");
-            assert_eq!(response.responses[3].name.as_ref().map(|n| n.as_str()), Some("b"));
+            assert_eq!(
+                response.responses[3].name.as_ref().map(|n| n.as_str()),
+                Some("b")
+            );
             assert!(broker.topics.all().is_empty());
             assert!(!dir.path().join("a-0").exists());
             assert_encodes(&ResponseKind::DeleteTopics(response), v);

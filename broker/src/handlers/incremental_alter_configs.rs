@@ -96,9 +96,11 @@ fn apply(
             let items = edit_list(&current, &value()?, op.config_operation == APPEND);
             explicit.insert(key, items);
         }
-        other => return Err(ConfigError::invalid_request(format!(
+        other => {
+            return Err(ConfigError::invalid_request(format!(
             "config operation {other} on {key} is unknown (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)"
-        ))),
+        )))
+        }
     }
     Ok(())
 }

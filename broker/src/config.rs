@@ -132,6 +132,12 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("segment.bytes", "log.segment.bytes"),
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("segment.ms", "log.roll.ms"),
+    ("compression.type", "compression.type"),
+    ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
+    ("message.downconversion.enable", "log.message.downconversion.enable"),
+    ("min.insync.replicas", "min.insync.replicas"),
+    ("preallocate", "log.preallocate"),
+    ("unclean.leader.election.enable", "unclean.leader.election.enable"),
 ];
 
 /// The broker config that sets the default of topic config `topic_key`.

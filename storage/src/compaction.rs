@@ -90,7 +90,13 @@ impl PartitionLog {
         } else {
             dirty as f64 / total as f64
         };
-        if !force && (dirty == 0 || ratio < config.min_cleanable_dirty_ratio) {
+        let overdue = config.max_compaction_lag_ms != i64::MAX
+            && cleanable.iter().any(|s| {
+                s.next_offset() > first_dirty
+                    && s.max_timestamp() >= 0
+                    && now_ms.saturating_sub(s.max_timestamp()) > config.max_compaction_lag_ms
+            });
+        if !force && !overdue && (dirty == 0 || ratio < config.min_cleanable_dirty_ratio) {
             return Ok(None);
         }
 

@@ -76,6 +76,22 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms`: fsync at least this often (i64::MAX: leave it to the OS).
     pub flush_ms: i64,
+    /// `max.compaction.lag.ms`: a record may stay uncompacted at most this long, whatever
+    /// the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+    /// `compression.type`: only `producer` (batches are stored as the producer compressed
+    /// them); other values are refused rather than silently ignored.
+    pub compression_type: String,
+    /// `min.insync.replicas`: recorded and reported; sluice keeps one copy, so acks=all is
+    /// satisfied by the local write.
+    pub min_insync_replicas: i32,
+    /// `unclean.leader.election.enable`: recorded and reported; there is one replica.
+    pub unclean_leader_election_enable: bool,
+    /// `preallocate`: recorded and reported; segment files grow as written.
+    pub preallocate: bool,
+    /// `message.downconversion.enable`: recorded and reported; sluice serves no fetch
+    /// version old enough to need down-conversion.
+    pub message_downconversion_enable: bool,
 }
 
 impl Default for LogConfig {
@@ -100,6 +116,12 @@ impl Default for LogConfig {
             message_timestamp_after_max_ms: i64::MAX,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            max_compaction_lag_ms: i64::MAX,
+            compression_type: "producer".to_string(),
+            min_insync_replicas: 1,
+            unclean_leader_election_enable: false,
+            preallocate: false,
+            message_downconversion_enable: true,
         }
     }
 }
@@ -107,21 +129,27 @@ impl Default for LogConfig {
 /// Every key [`LogConfig`] understands, in the order `describe` lists them.
 pub const LOG_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.type",
     "delete.retention.ms",
     "flush.messages",
     "flush.ms",
     "index.interval.bytes",
+    "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.after.max.ms",
     "message.timestamp.before.max.ms",
+    "message.downconversion.enable",
     "message.timestamp.type",
     "min.cleanable.dirty.ratio",
     "min.compaction.lag.ms",
+    "min.insync.replicas",
+    "preallocate",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
     "segment.index.bytes",
     "segment.ms",
+    "unclean.leader.election.enable",
 ];
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
@@ -129,6 +157,16 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
         .trim()
         .parse()
         .map_err(|_| StorageError::InvalidConfig(format!("{key}={value:?} is not a valid number")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.trim() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(StorageError::InvalidConfig(format!(
+            "{key}={value:?}: expected true or false"
+        ))),
+    }
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, min: T) -> Result<T> {
@@ -207,6 +245,27 @@ impl LogConfig {
                 self.segment_index_bytes = at_least(key, parse_num(key, value)?, 8)?
             }
             "segment.ms" => self.segment_ms = at_least(key, parse_num(key, value)?, 1)?,
+            "max.compaction.lag.ms" => {
+                self.max_compaction_lag_ms = at_least(key, parse_num(key, value)?, 1)?
+            }
+            "compression.type" => {
+                if value.trim() != "producer" {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "compression.type={value:?} is not supported: sluice stores batches as the producer compressed them (compression.type=producer)"
+                    )));
+                }
+                self.compression_type = "producer".to_string();
+            }
+            "min.insync.replicas" => {
+                self.min_insync_replicas = at_least(key, parse_num(key, value)?, 1)?
+            }
+            "unclean.leader.election.enable" => {
+                self.unclean_leader_election_enable = parse_bool(key, value)?
+            }
+            "preallocate" => self.preallocate = parse_bool(key, value)?,
+            "message.downconversion.enable" => {
+                self.message_downconversion_enable = parse_bool(key, value)?
+            }
             other => {
                 return Err(StorageError::InvalidConfig(format!(
                     "unknown topic config {other:?}"
@@ -247,6 +306,12 @@ impl LogConfig {
             "segment.bytes" => self.segment_bytes.to_string(),
             "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
+            "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
+            "compression.type" => self.compression_type.clone(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
+            "preallocate" => self.preallocate.to_string(),
+            "message.downconversion.enable" => self.message_downconversion_enable.to_string(),
             _ => return None,
         })
     }

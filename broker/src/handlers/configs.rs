@@ -82,6 +82,12 @@ const TOPIC_KEYS: &[KeySpec] = &[
     KeySpec { name: "segment.bytes", config_type: config_type::INT, doc: "Roll to a new segment file when the active one would grow past this size." },
     KeySpec { name: "segment.index.bytes", config_type: config_type::INT, doc: "Roll to a new segment when its offset index reaches this size." },
     KeySpec { name: "segment.ms", config_type: config_type::LONG, doc: "Roll to a new segment when the active one is older than this." },
+    KeySpec { name: "compression.type", config_type: config_type::STRING, doc: "Only producer: batches are stored as the producer compressed them." },
+    KeySpec { name: "max.compaction.lag.ms", config_type: config_type::LONG, doc: "Compact a record no later than this after it was written, whatever the dirty ratio." },
+    KeySpec { name: "message.downconversion.enable", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; no served fetch version needs down-conversion." },
+    KeySpec { name: "min.insync.replicas", config_type: config_type::INT, doc: "Accepted for compatibility; sluice keeps one copy, so acks=all means the local write." },
+    KeySpec { name: "preallocate", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; segment files grow as they are written." },
+    KeySpec { name: "unclean.leader.election.enable", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; there is one replica." },
 ];
 
 /// Type and documentation of a topic key; a key without a spec is reported as a string.
@@ -111,7 +117,6 @@ const STATIC_BROKER_KEYS: &[StaticBrokerKey] = &[
     StaticBrokerKey { name: "log.cleaner.backoff.ms", config_type: config_type::LONG, doc: "Pause between compaction passes ([log] cleaner_backoff_ms).", value: |c| c.log.cleaner_backoff_ms.to_string() },
     StaticBrokerKey { name: "log.dirs", config_type: config_type::STRING, doc: "The directory holding partition logs and cluster metadata (data_dir).", value: |c| c.data_dir_absolute().display().to_string() },
     StaticBrokerKey { name: "log.retention.check.interval.ms", config_type: config_type::LONG, doc: "How often retention runs ([log] retention_check_interval_ms).", value: |c| c.log.retention_check_interval_ms.to_string() },
-    StaticBrokerKey { name: "min.insync.replicas", config_type: config_type::INT, doc: "Replicas that must acknowledge an acks=all write; sluice keeps one copy.", value: |_| "1".to_string() },
     StaticBrokerKey { name: "num.partitions", config_type: config_type::INT, doc: "Partitions of topics created without a count (num_partitions).", value: |c| c.num_partitions.to_string() },
     StaticBrokerKey { name: "offsets.topic.replication.factor", config_type: config_type::SHORT, doc: "Replication factor of __consumer_offsets; sluice keeps one copy.", value: |_| "1".to_string() },
     StaticBrokerKey { name: "socket.request.max.bytes", config_type: config_type::INT, doc: "The largest request accepted (socket_request_max_bytes).", value: |c| c.socket_request_max_bytes.to_string() },

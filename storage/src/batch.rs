@@ -321,15 +321,27 @@ pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) {
 /// broker must for LogAppendTime topics or when a producer's maxTimestamp disagrees with
 /// its records.
 pub fn set_max_timestamp(batch: &mut [u8], timestamp_type: TimestampType, max_timestamp: i64) {
-    let mut attributes = be_i16(batch, 21);
+    let (header, records) = batch.split_at_mut(BATCH_HEADER_LEN);
+    set_header_max_timestamp(header, records, timestamp_type, max_timestamp);
+}
+
+/// [`set_max_timestamp`] on a batch held as a copy of its header plus its (unchanged)
+/// records, as the append path holds it so the records are never copied.
+pub fn set_header_max_timestamp(
+    header: &mut [u8],
+    records: &[u8],
+    timestamp_type: TimestampType,
+    max_timestamp: i64,
+) {
+    let mut attributes = be_i16(header, 21);
     match timestamp_type {
         TimestampType::LogAppendTime => attributes |= ATTR_LOG_APPEND_TIME,
         TimestampType::CreateTime => attributes &= !ATTR_LOG_APPEND_TIME,
     }
-    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
-    batch[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = compute_crc(batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    header[21..23].copy_from_slice(&attributes.to_be_bytes());
+    header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..BATCH_HEADER_LEN]), records);
+    header[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]

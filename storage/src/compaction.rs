@@ -138,7 +138,7 @@ impl PartitionLog {
                 if let Some(bytes) = kept {
                     let kept_header = BatchHeader::parse(&bytes)?;
                     output.append(
-                        &bytes,
+                        &[&bytes],
                         &[BatchPlacement {
                             base_offset: kept_header.base_offset,
                             last_offset: kept_header.last_offset(),

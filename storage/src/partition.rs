@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::batch::{self, batch_size_at, TimestampType, ValidatedBatch};
+use crate::batch::{self, batch_size_at, TimestampType, ValidatedBatch, BATCH_HEADER_LEN};
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
@@ -226,9 +226,10 @@ impl PartitionLog {
     }
 
     /// Validates and appends one or more record batches from a producer. Offsets are
-    /// assigned by rewriting each batch's baseOffset in `records`; LogAppendTime topics also
-    /// get their timestamps rewritten. Nothing is written unless every batch is valid.
-    pub fn append(&self, records: &mut [u8], now_ms: i64) -> Result<AppendInfo> {
+    /// assigned by rewriting each batch's baseOffset in a copy of its 61-byte header (and,
+    /// for LogAppendTime topics, its timestamps and CRC); the record bytes are written from
+    /// `records` as they are, never copied. Nothing is written unless every batch is valid.
+    pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
@@ -243,21 +244,30 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut placements = Vec::with_capacity(validated.len());
+        let mut headers: Vec<[u8; BATCH_HEADER_LEN]> = Vec::with_capacity(validated.len());
         let mut position = 0;
         for v in &validated {
             let size = v.header.total_size();
-            let bytes = &mut records[position..position + size];
-            batch::set_base_offset(bytes, next);
-            batch::set_partition_leader_epoch(bytes, 0);
+            let mut header = [0u8; BATCH_HEADER_LEN];
+            header.copy_from_slice(&records[position..position + BATCH_HEADER_LEN]);
+            let body = &records[position + BATCH_HEADER_LEN..position + size];
+            batch::set_base_offset(&mut header, next);
+            batch::set_partition_leader_epoch(&mut header, 0);
             let max_timestamp = if log_append {
-                batch::set_max_timestamp(bytes, TimestampType::LogAppendTime, now_ms);
+                batch::set_header_max_timestamp(
+                    &mut header,
+                    body,
+                    TimestampType::LogAppendTime,
+                    now_ms,
+                );
                 now_ms
             } else {
                 if v.header.max_timestamp != v.max_record_timestamp
                     || v.header.timestamp_type() != TimestampType::CreateTime
                 {
-                    batch::set_max_timestamp(
-                        bytes,
+                    batch::set_header_max_timestamp(
+                        &mut header,
+                        body,
                         TimestampType::CreateTime,
                         v.max_record_timestamp,
                     );
@@ -271,14 +281,22 @@ impl PartitionLog {
                 max_timestamp,
                 size,
             });
+            headers.push(header);
             next = last_offset + 1;
             position += size;
+        }
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(2 * headers.len());
+        let mut at = 0;
+        for (header, placement) in headers.iter().zip(&placements) {
+            parts.push(header);
+            parts.push(&records[at + BATCH_HEADER_LEN..at + placement.size]);
+            at += placement.size;
         }
         let mut active = self.active_segment();
         if self.should_roll(&active, position as u64, next - 1, now_ms, &config) {
             active = self.roll(&active, now_ms, &config)?;
         }
-        active.append(&records[..position], &placements)?;
+        active.append(&parts, &placements)?;
         *unflushed += next - base_offset;
         if *unflushed >= config.flush_messages {
             active.flush()?;

@@ -380,12 +380,13 @@ impl Segment {
         self.max_timestamp.store(max_ts, Ordering::Release);
     }
 
-    /// Writes batches whose offsets the partition has already assigned and rewritten into
-    /// `bytes`, indexes them, and only then makes them visible to readers. On an I/O error
+    /// Writes batches whose offsets the partition has already assigned (given as byte slices
+    /// written back to back with one `pwritev`, so rewritten headers and untouched record
+    /// bytes need not be joined in memory), indexes them, and only then makes them visible to readers. On an I/O error
     /// (a full disk) the file is cut back so nothing partial remains, and the error returned.
-    pub fn append(&self, bytes: &[u8], placements: &[BatchPlacement]) -> Result<()> {
+    pub fn append(&self, parts: &[&[u8]], placements: &[BatchPlacement]) -> Result<()> {
         let (_, size) = self.end_state();
-        if let Err(e) = self.file.write_all_at(bytes, size) {
+        if let Err(e) = write_all_vectored_at(&self.file, parts, size) {
             let _ = self.file.set_len(size);
             return Err(StorageError::io(&self.log_path, e));
         }
@@ -649,6 +650,61 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// `pwritev` of all `parts` at `position`, continuing after partial writes.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], position: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut iovecs: Vec<libc::iovec> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    let mut first = 0;
+    let mut position = position;
+    while first < iovecs.len() {
+        let count = (iovecs.len() - first).min(1024) as libc::c_int;
+        // SAFETY: the iovecs point into `parts`, which outlive the call; the fd is open.
+        let written = unsafe {
+            libc::pwritev(
+                file.as_raw_fd(),
+                iovecs[first..].as_ptr(),
+                count,
+                position as libc::off_t,
+            )
+        };
+        if written < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if written == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WriteZero,
+                "pwritev wrote nothing",
+            ));
+        }
+        position += written as u64;
+        let mut left = written as usize;
+        while left > 0 && first < iovecs.len() {
+            let iov = &mut iovecs[first];
+            if left >= iov.iov_len {
+                left -= iov.iov_len;
+                first += 1;
+            } else {
+                // SAFETY: advancing within the same slice by less than its length.
+                iov.iov_base = unsafe { (iov.iov_base as *mut u8).add(left) } as *mut libc::c_void;
+                iov.iov_len -= left;
+                left = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn first_record_at_or_after(

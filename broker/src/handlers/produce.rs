@@ -74,8 +74,7 @@ pub async fn handle(
         let now = now_ms();
         jobs.into_iter()
             .map(|(i, log, bytes)| {
-                let mut buf = bytes.to_vec();
-                (i, log.topic_partition().clone(), log.append(&mut buf, now))
+                (i, log.topic_partition().clone(), log.append(&bytes, now))
             })
             .collect::<Vec<_>>()
     })

@@ -69,6 +69,12 @@ impl ProducerContext for LatencyContext {
 
 /// CPU seconds (user + system) a process has used, from /proc/<pid>/stat.
 fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let (user, system) = process_cpu_split(pid)?;
+    Ok(user + system)
+}
+
+/// `(user, system)` CPU seconds of a process, from /proc/<pid>/stat.
+fn process_cpu_split(pid: u32) -> anyhow::Result<(f64, f64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     let after_name = stat
         .rsplit_once(')')
@@ -80,7 +86,7 @@ fn process_cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let stime: f64 = fields.get(12).context("stime")?.parse()?;
     // SAFETY: sysconf has no preconditions.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Ok((utime + stime) / ticks)
+    Ok((utime / ticks, stime / ticks))
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -134,6 +140,7 @@ async fn main() -> anyhow::Result<()> {
         .create_with_context(context)?;
     let producer = Arc::new(producer);
 
+    let broker_split_0 = pid.map(process_cpu_split).transpose()?;
     let broker_cpu_0 = pid.map(process_cpu_seconds).transpose()?;
     let client_cpu_0 = process_cpu_seconds(std::process::id())?;
     let start = Instant::now();
@@ -195,6 +202,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let consume_secs = start.elapsed().as_secs_f64();
     let broker_cpu_2 = pid.map(process_cpu_seconds).transpose()?;
+    let broker_split_2 = pid.map(process_cpu_split).transpose()?;
     let client_cpu_2 = process_cpu_seconds(std::process::id())?;
 
     let gb = total_bytes as f64 / 1e9;
@@ -229,6 +237,13 @@ async fn main() -> anyhow::Result<()> {
         "broker CPU-s per GB produced+consumed: {}",
         per_gb(broker_cpu_0, broker_cpu_2)
     );
+    if let (Some((u0, s0)), Some((u2, s2))) = (broker_split_0, broker_split_2) {
+        println!(
+            "broker CPU split over both phases: user {:.3} s/GB, system (kernel) {:.3} s/GB",
+            (u2 - u0) / gb,
+            (s2 - s0) / gb
+        );
+    }
     drop(started);
     Ok(())
 }

@@ -22,6 +22,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 8),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The range served for `api`, if implemented.
@@ -98,6 +109,17 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+            ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+            ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+            ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
             other => panic!("{other:?} is advertised but has no default request in this test"),
         }
     }
@@ -124,7 +146,7 @@ mod tests {
         let (_dir, broker) = crate::handlers::test_support::test_broker();
         for (key, min, max) in SUPPORTED {
             for version in *min..=*max {
-                let reply = crate::dispatch::dispatch(&broker, frame(*key, version)).await;
+                let reply = crate::dispatch::dispatch(&broker, frame(*key, version), None).await;
                 if let Reply::Silent | Reply::Close(_) = reply {
                     panic!("{key:?} v{version} was answered with {reply:?}");
                 }

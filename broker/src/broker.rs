@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{topic_key_for, BrokerConfig};
+use crate::groups::{offsets_log, GroupCoordinator};
 use crate::fetch_session::FetchSessions;
 use crate::topics::{validate_topic_name, TopicError, TopicMeta, TopicRegistry};
 
@@ -39,6 +40,8 @@ pub struct Broker {
     pub appends: AppendSignals,
     /// KIP-227 fetch sessions.
     pub fetch_sessions: FetchSessions,
+    /// Consumer groups and committed offsets.
+    pub groups: Arc<GroupCoordinator>,
     /// Host advertised in Metadata.
     pub advertised_host: String,
     /// Port advertised in Metadata.
@@ -97,8 +100,14 @@ impl Broker {
         });
         let store = LogStore::open(&config.data_dir, |t| topics.log_config(t, &defaults))
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
+        let offsets_log = ensure_offsets_topic(&topics, &store)?;
+        let groups = Arc::new(
+            GroupCoordinator::open(offsets_log, config.group_settings())
+                .context("cannot load consumer groups from __consumer_offsets")?,
+        );
         let (host, port) = config.advertised()?;
         let broker = Broker {
+            groups,
             advertised_host: host,
             advertised_port: i32::from(port),
             static_defaults,
@@ -456,6 +465,32 @@ fn overlay_broker_configs(
             .map_err(|e| format!("{key}: {e}"))?;
     }
     Ok(config)
+}
+
+/// Creates `__consumer_offsets` (one compacted partition) if it does not exist yet and
+/// returns its log.
+fn ensure_offsets_topic(topics: &TopicRegistry, store: &LogStore) -> anyhow::Result<Arc<PartitionLog>> {
+    let name = offsets_log::TOPIC;
+    let configs: std::collections::BTreeMap<String, String> = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "104857600"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if topics.get(name).is_none() {
+        topics
+            .create(TopicMeta {
+                name: name.to_string(),
+                id: Uuid::new_v4(),
+                partitions: 1,
+                replication_factor: 1,
+                configs: configs.clone(),
+            })
+            .map_err(|e| anyhow::anyhow!("cannot create {name}: {e}"))?;
+    }
+    let config = LogConfig::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    Ok(store.get_or_create(&TopicPartition::new(name, 0), config)?)
 }
 
 /// One `Notify` per partition, so a long-polling fetch wakes as soon as data arrives on a

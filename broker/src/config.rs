@@ -33,6 +33,15 @@ pub struct BrokerConfig {
     pub max_replication_factor: i16,
     /// `socket.request.max.bytes`: the largest request frame accepted.
     pub socket_request_max_bytes: usize,
+    /// `group.initial.rebalance.delay.ms`: a new group waits this long for more members
+    /// before its first assignment.
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms`.
+    pub group_min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub group_max_session_timeout_ms: i32,
+    /// `offsets.retention.minutes`: offsets of a group empty this long are deleted.
+    pub offsets_retention_minutes: i64,
     /// Broker-wide defaults of topic log settings and the maintenance intervals.
     pub log: LogSection,
 }
@@ -78,6 +87,10 @@ impl Default for BrokerConfig {
             default_replication_factor: 1,
             max_replication_factor: 3,
             socket_request_max_bytes: 104_857_600,
+            group_initial_rebalance_delay_ms: 3000,
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10080,
             log: LogSection::default(),
         }
     }
@@ -213,6 +226,18 @@ impl BrokerConfig {
                 self.max_replication_factor
             );
         }
+        if self.group_min_session_timeout_ms < 1
+            || self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+        {
+            bail!(
+                "group_min_session_timeout_ms = {} must be positive and at most group_max_session_timeout_ms ({})",
+                self.group_min_session_timeout_ms,
+                self.group_max_session_timeout_ms
+            );
+        }
+        if self.offsets_retention_minutes < 1 {
+            bail!("offsets_retention_minutes = {} must be at least 1", self.offsets_retention_minutes);
+        }
         if self.socket_request_max_bytes < 1024 {
             bail!(
                 "socket_request_max_bytes = {} is too small",
@@ -224,6 +249,19 @@ impl BrokerConfig {
             bail!("log.retention_check_interval_ms and log.cleaner_backoff_ms must be positive");
         }
         Ok(())
+    }
+
+    /// Settings of the group coordinator.
+    pub fn group_settings(&self) -> crate::groups::GroupSettings {
+        crate::groups::GroupSettings {
+            initial_rebalance_delay: std::time::Duration::from_millis(
+                self.group_initial_rebalance_delay_ms,
+            ),
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            max_metadata_bytes: 4096,
+        }
     }
 
     /// The host and port advertised to clients.

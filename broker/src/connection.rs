@@ -41,7 +41,7 @@ pub async fn serve_connection(
                 break;
             }
         };
-        match dispatch(&broker, frame).await {
+        match dispatch(&broker, frame, Some(peer)).await {
             Reply::Send(bytes) => {
                 if let Err(e) = writer.write_all(&bytes).await {
                     tracing::debug!(%peer, error = %e, "client went away");

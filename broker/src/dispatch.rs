@@ -33,7 +33,7 @@ pub enum Reply {
 const UNSUPPORTED_VERSION: i16 = 35;
 
 /// Handles one request frame (without its length prefix).
-pub async fn dispatch(broker: &Broker, mut frame: Bytes) -> Reply {
+pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: Option<std::net::SocketAddr>) -> Reply {
     if frame.len() < 8 {
         return Reply::Close(format!(
             "request of {} bytes is shorter than a request header",
@@ -76,7 +76,11 @@ pub async fn dispatch(broker: &Broker, mut frame: Bytes) -> Reply {
         let response = handlers::fetch::handle(broker, fetch, version).await;
         return Reply::Chunks(fetch_encode::encode(correlation_id, version, &response));
     }
-    match handlers::handle(broker, request, version).await {
+    let client = handlers::ClientInfo {
+        client_id: client,
+        host: peer.map_or_else(String::new, |p| p.ip().to_string()),
+    };
+    match handlers::handle(broker, &client, request, version).await {
         Some(response) => encode(api, version, correlation_id, &response),
         None => Reply::Silent,
     }

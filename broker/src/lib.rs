@@ -11,6 +11,7 @@ pub mod dispatch;
 pub mod fetch_encode;
 pub mod fetch_session;
 pub mod frame;
+pub mod groups;
 pub mod handlers;
 pub mod server;
 pub mod topics;

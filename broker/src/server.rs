@@ -32,6 +32,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         "sluice is ready"
     );
 
+    let ticker = tokio::spawn(group_ticker(broker.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let shutdown = shutdown_signal();
@@ -65,12 +66,25 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         );
         connections.shutdown().await;
     }
+    ticker.abort();
     drop(broker);
     tokio::task::spawn_blocking(move || store.shutdown())
         .await?
         .context("flushing logs on shutdown failed")?;
     tracing::info!("shutdown complete: logs flushed and closed");
     Ok(())
+}
+
+/// Drives the group coordinator's timers: session expiry, rebalance and initial delays,
+/// offsets retention.
+async fn group_ticker(broker: Arc<Broker>) {
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let groups = broker.groups.clone();
+        let _ = tokio::task::spawn_blocking(move || groups.tick()).await;
+    }
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM with the signal's name.

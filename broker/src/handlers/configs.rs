@@ -112,7 +112,7 @@ const STATIC_BROKER_KEYS: &[StaticBrokerKey] = &[
     StaticBrokerKey { name: "auto.create.topics.enable", config_type: config_type::BOOLEAN, doc: "Create an unknown topic when a client asks Metadata for it (auto_create_topics).", value: |c| c.auto_create_topics.to_string() },
     StaticBrokerKey { name: "broker.id", config_type: config_type::INT, doc: "This broker's node id (node_id).", value: |c| c.node_id.to_string() },
     StaticBrokerKey { name: "default.replication.factor", config_type: config_type::INT, doc: "Replication factor of topics created without one (default_replication_factor).", value: |c| c.default_replication_factor.to_string() },
-    StaticBrokerKey { name: "group.initial.rebalance.delay.ms", config_type: config_type::INT, doc: "How long a new consumer group waits for more members before its first assignment.", value: |_| "3000".to_string() },
+    StaticBrokerKey { name: "group.initial.rebalance.delay.ms", config_type: config_type::INT, doc: "How long a new consumer group waits for more members before its first assignment.", value: |c| c.group_initial_rebalance_delay_ms.to_string() },
     StaticBrokerKey { name: "listeners", config_type: config_type::STRING, doc: "The address the broker listens on (listen).", value: |c| format!("PLAINTEXT://{}", c.listen) },
     StaticBrokerKey { name: "log.cleaner.backoff.ms", config_type: config_type::LONG, doc: "Pause between compaction passes ([log] cleaner_backoff_ms).", value: |c| c.log.cleaner_backoff_ms.to_string() },
     StaticBrokerKey { name: "log.dirs", config_type: config_type::STRING, doc: "The directory holding partition logs and cluster metadata (data_dir).", value: |c| c.data_dir_absolute().display().to_string() },

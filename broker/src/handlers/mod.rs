@@ -16,19 +16,66 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod groups;
 pub mod incremental_alter_configs;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
+pub mod offsets;
 pub mod produce;
 #[cfg(test)]
 pub mod test_support;
 
+/// Who sent a request: JoinGroup records it for DescribeGroups.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    /// `client.id` from the request header.
+    pub client_id: String,
+    /// The peer's IP address.
+    pub host: String,
+}
+
 /// Runs the handler of `request`; `None` means no response is sent (acks=0 produce).
 /// Only APIs listed in `api_versions::SUPPORTED` reach this point, except Fetch, which
 /// `dispatch` answers itself so record data can go out with sendfile (`fetch_encode`).
-pub async fn handle(broker: &Broker, request: RequestKind, version: i16) -> Option<ResponseKind> {
+pub async fn handle(
+    broker: &Broker,
+    client: &ClientInfo,
+    request: RequestKind,
+    version: i16,
+) -> Option<ResponseKind> {
     Some(match request {
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(groups::find_coordinator(broker, r, version))
+        }
+        RequestKind::JoinGroup(r) => {
+            ResponseKind::JoinGroup(groups::join_group(broker, client, r, version).await)
+        }
+        RequestKind::SyncGroup(r) => {
+            ResponseKind::SyncGroup(groups::sync_group(broker, r, version).await)
+        }
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(groups::heartbeat(broker, r, version)),
+        RequestKind::LeaveGroup(r) => {
+            ResponseKind::LeaveGroup(groups::leave_group(broker, r, version))
+        }
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(groups::describe_groups(broker, r, version))
+        }
+        RequestKind::ListGroups(r) => {
+            ResponseKind::ListGroups(groups::list_groups(broker, r, version))
+        }
+        RequestKind::DeleteGroups(r) => {
+            ResponseKind::DeleteGroups(groups::delete_groups(broker, r, version))
+        }
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(offsets::offset_commit(broker, r, version).await)
+        }
+        RequestKind::OffsetFetch(r) => {
+            ResponseKind::OffsetFetch(offsets::offset_fetch(broker, r, version))
+        }
+        RequestKind::OffsetDelete(r) => {
+            ResponseKind::OffsetDelete(offsets::offset_delete(broker, r, version))
+        }
         RequestKind::ApiVersions(r) => {
             ResponseKind::ApiVersions(crate::api_versions::response(&r, 0))
         }

@@ -11,8 +11,8 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{topic_key_for, BrokerConfig};
-use crate::groups::{offsets_log, GroupCoordinator};
 use crate::fetch_session::FetchSessions;
+use crate::groups::{offsets_log, GroupCoordinator};
 use crate::topics::{validate_topic_name, TopicError, TopicMeta, TopicRegistry};
 
 /// Everything request handlers share.
@@ -469,7 +469,10 @@ fn overlay_broker_configs(
 
 /// Creates `__consumer_offsets` (one compacted partition) if it does not exist yet and
 /// returns its log.
-fn ensure_offsets_topic(topics: &TopicRegistry, store: &LogStore) -> anyhow::Result<Arc<PartitionLog>> {
+fn ensure_offsets_topic(
+    topics: &TopicRegistry,
+    store: &LogStore,
+) -> anyhow::Result<Arc<PartitionLog>> {
     let name = offsets_log::TOPIC;
     let configs: std::collections::BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),

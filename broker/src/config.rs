@@ -147,10 +147,16 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("segment.ms", "log.roll.ms"),
     ("compression.type", "compression.type"),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
-    ("message.downconversion.enable", "log.message.downconversion.enable"),
+    (
+        "message.downconversion.enable",
+        "log.message.downconversion.enable",
+    ),
     ("min.insync.replicas", "min.insync.replicas"),
     ("preallocate", "log.preallocate"),
-    ("unclean.leader.election.enable", "unclean.leader.election.enable"),
+    (
+        "unclean.leader.election.enable",
+        "unclean.leader.election.enable",
+    ),
 ];
 
 /// The broker config that sets the default of topic config `topic_key`.
@@ -236,7 +242,10 @@ impl BrokerConfig {
             );
         }
         if self.offsets_retention_minutes < 1 {
-            bail!("offsets_retention_minutes = {} must be at least 1", self.offsets_retention_minutes);
+            bail!(
+                "offsets_retention_minutes = {} must be at least 1",
+                self.offsets_retention_minutes
+            );
         }
         if self.socket_request_max_bytes < 1024 {
             bail!(

@@ -33,7 +33,11 @@ pub enum Reply {
 const UNSUPPORTED_VERSION: i16 = 35;
 
 /// Handles one request frame (without its length prefix).
-pub async fn dispatch(broker: &Broker, mut frame: Bytes, peer: Option<std::net::SocketAddr>) -> Reply {
+pub async fn dispatch(
+    broker: &Broker,
+    mut frame: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Reply {
     if frame.len() < 8 {
         return Reply::Close(format!(
             "request of {} bytes is shorter than a request header",

@@ -340,7 +340,10 @@ pub fn set_header_max_timestamp(
     }
     header[21..23].copy_from_slice(&attributes.to_be_bytes());
     header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&header[CRC_START..BATCH_HEADER_LEN]), records);
+    let crc = crc32c::crc32c_append(
+        crc32c::crc32c(&header[CRC_START..BATCH_HEADER_LEN]),
+        records,
+    );
     header[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 

@@ -58,6 +58,9 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     /// `cleanup.policy`.
     pub cleanup_policy: CleanupPolicy,
+    /// `cleanup.policy` as it was given (Kafka reports a list in the order it was set, and
+    /// tools compare that string with what they declared).
+    pub cleanup_policy_text: Option<String>,
     /// `delete.retention.ms`: how long tombstones survive compaction.
     pub delete_retention_ms: i64,
     /// `min.compaction.lag.ms`: records younger than this are never compacted.
@@ -107,6 +110,7 @@ impl Default for LogConfig {
                 delete: true,
                 compact: false,
             },
+            cleanup_policy_text: None,
             delete_retention_ms: 24 * 3600 * 1000,
             min_compaction_lag_ms: 0,
             min_cleanable_dirty_ratio: 0.5,
@@ -187,7 +191,9 @@ impl LogConfig {
                     StorageError::InvalidConfig(format!(
                         "cleanup.policy={value:?}: expected delete, compact or compact,delete"
                     ))
-                })?
+                })?;
+                let listed: Vec<&str> = value.split(',').map(str::trim).collect();
+                self.cleanup_policy_text = Some(listed.join(","));
             }
             "delete.retention.ms" => {
                 self.delete_retention_ms = at_least(key, parse_num(key, value)?, 0)?
@@ -287,7 +293,12 @@ impl LogConfig {
     /// The current value of a key, rendered as Kafka renders it.
     pub fn get(&self, key: &str) -> Option<String> {
         Some(match key {
-            "cleanup.policy" => self.cleanup_policy.render(),
+            "cleanup.policy" => match &self.cleanup_policy_text {
+                Some(text) if CleanupPolicy::parse(text) == Some(self.cleanup_policy) => {
+                    text.clone()
+                }
+                _ => self.cleanup_policy.render(),
+            },
             "delete.retention.ms" => self.delete_retention_ms.to_string(),
             "flush.messages" => self.flush_messages.to_string(),
             "flush.ms" => self.flush_ms.to_string(),
@@ -352,8 +363,14 @@ mod tests {
         for (k, v) in defaults.describe() {
             copy.apply(k, &v).unwrap();
         }
-        assert_eq!(copy, defaults);
+        assert_eq!(copy.describe(), defaults.describe());
         assert_eq!(defaults.describe().len(), LOG_CONFIG_KEYS.len());
+        let mut listed = LogConfig::default();
+        listed.apply("cleanup.policy", "delete, compact").unwrap();
+        assert_eq!(
+            listed.get("cleanup.policy").as_deref(),
+            Some("delete,compact")
+        );
     }
 
     #[test]

@@ -501,14 +501,19 @@ impl PartitionLog {
 
     /// fsyncs the active segment and its indexes if anything was written since the last
     /// flush. Called by the interval flusher and on shutdown.
+    /// The fsync runs outside the writer lock, so appends go on meanwhile.
     pub fn flush(&self, now_ms: i64) -> Result<()> {
-        let mut unflushed = self.writer.lock();
-        if *unflushed > 0 {
-            self.active_segment().flush()?;
-            *unflushed = 0;
-        }
+        let (pending, active) = {
+            let mut unflushed = self.writer.lock();
+            (std::mem::take(&mut *unflushed), self.active_segment())
+        };
         self.last_flush_ms.store(now_ms, Ordering::Release);
-        Ok(())
+        if pending == 0 {
+            return Ok(());
+        }
+        active.flush().inspect_err(|_| {
+            *self.writer.lock() += pending;
+        })
     }
 
     /// Milliseconds since the last fsync.

@@ -586,13 +586,13 @@ impl Segment {
         Ok(out)
     }
 
-    /// Writes data and indexes to disk (fsync).
+    /// Makes the record data durable (fdatasync of the `.log` only). Indexes are derived
+    /// data that recovery rebuilds from the log, so they are written and synced only when
+    /// the segment is sealed; syncing them on every flush would triple its cost.
     pub fn flush(&self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| StorageError::io(&self.log_path, e))?;
-        self.offset_index.persist(true)?;
-        self.time_index.persist(true)
+            .map_err(|e| StorageError::io(&self.log_path, e))
     }
 
     /// Finishes a segment that will receive no more appends: records its max timestamp in
@@ -608,11 +608,10 @@ impl Segment {
             }
         }
         if sync {
-            self.flush()
-        } else {
-            self.offset_index.persist(false)?;
-            self.time_index.persist(false)
+            self.flush()?;
         }
+        self.offset_index.persist(sync)?;
+        self.time_index.persist(sync)
     }
 
     /// Renames the segment's three files by changing their suffix (compaction's swap).

@@ -310,8 +310,8 @@ fn appends_and_reads_run_while_compacting() {
         std::thread::spawn(move || {
             for (b, msgs) in later.iter().enumerate() {
                 let expected = log.log_end_offset();
-                let mut batch = build_batch(msgs, CODECS[b % CODECS.len()]);
-                let info = log.append(&mut batch, 1_000).unwrap();
+                let batch = build_batch(msgs, CODECS[b % CODECS.len()]);
+                let info = log.append(&batch, 1_000).unwrap();
                 assert_eq!(info.base_offset, expected);
             }
         })

@@ -62,8 +62,8 @@ fn batch_of(rng: &mut rand::rngs::StdRng, n: usize, value_len: usize) -> (Vec<Ms
 
 /// Appends; returns the records on success and the error code on failure.
 fn try_append(log: &PartitionLog, msgs: &[Msg], codec: usize) -> Result<Vec<Rec>, i16> {
-    let mut batch = build_batch(msgs, CODECS[codec]);
-    match log.append(&mut batch, 1_000) {
+    let batch = build_batch(msgs, CODECS[codec]);
+    match log.append(&batch, 1_000) {
         Ok(info) => Ok(msgs
             .iter()
             .enumerate()

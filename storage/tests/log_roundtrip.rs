@@ -175,7 +175,7 @@ fn several_batches_in_one_append_get_consecutive_offsets() {
     for (i, m) in msgs.iter().enumerate() {
         wire.extend(build_batch(m, CODECS[i % CODECS.len()]));
     }
-    let info = log.append(&mut wire, 1_000).unwrap();
+    let info = log.append(&wire, 1_000).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (1, 15));
     assert_eq!(info.record_count, 15);
     let mut model = first;
@@ -197,9 +197,9 @@ fn log_append_time_stamps_the_broker_clock_on_every_record() {
     let mut expected = Vec::new();
     for i in 0..20i64 {
         let msgs: Vec<Msg> = (0..3).map(|j| Msg::kv("k", &"x".repeat(100), j)).collect();
-        let mut batch = build_batch(&msgs, CODECS[i as usize % CODECS.len()]);
+        let batch = build_batch(&msgs, CODECS[i as usize % CODECS.len()]);
         let now = 5_000 + i * 10;
-        let info = log.append(&mut batch, now).unwrap();
+        let info = log.append(&batch, now).unwrap();
         assert_eq!(info.log_append_time, now);
         for (j, m) in msgs.iter().enumerate() {
             let mut r = m.at(info.base_offset + j as i64);
@@ -238,7 +238,7 @@ fn record_timestamps_past_i64_max_saturate_everywhere() {
     batch[27..35].copy_from_slice(&(i64::MAX - 50).to_be_bytes());
     let crc = sluice_storage::batch::compute_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
-    let info = log.append(&mut batch, 0).unwrap();
+    let info = log.append(&batch, 0).unwrap();
     assert_eq!(info.base_offset, 0);
     let mut model = vec![
         Msg::kv("a", "first", i64::MAX - 50).at(0),

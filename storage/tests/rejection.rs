@@ -40,8 +40,8 @@ fn seeded(dir: &Path, config: LogConfig) -> (PartitionLog, Vec<Rec>) {
                 timestamp: NOW + j,
             })
             .collect();
-        let mut batch = build_batch(&msgs, *codec);
-        let info = log.append(&mut batch, NOW).unwrap();
+        let batch = build_batch(&msgs, *codec);
+        let info = log.append(&batch, NOW).unwrap();
         model.extend(
             msgs.iter()
                 .enumerate()
@@ -63,14 +63,14 @@ fn file_sizes(dir: &Path) -> Vec<(String, u64)> {
         .collect()
 }
 
-fn assert_rejected(log: &PartitionLog, dir: &Path, mut payload: Vec<u8>, code: i16, what: &str) {
+fn assert_rejected(log: &PartitionLog, dir: &Path, payload: Vec<u8>, code: i16, what: &str) {
     let end = log.log_end_offset();
     let size = log.size_bytes();
     let segments = log.segment_base_offsets();
     let before = read_all(log);
     log.flush(NOW).unwrap();
     let files = file_sizes(dir);
-    let err = log.append(&mut payload, NOW).unwrap_err();
+    let err = log.append(&payload, NOW).unwrap_err();
     assert_eq!(err.kafka_error_code(), code, "{what}: {err}");
     assert_eq!(log.log_end_offset(), end, "{what}");
     assert_eq!(log.size_bytes(), size, "{what}");
@@ -264,8 +264,8 @@ fn oversized_batches_are_message_too_large() {
     let squeezed = build_batch(&[Msg::kv("k", &"x".repeat(10_000), NOW)], Compression::Zstd);
     assert!(squeezed.len() < 10_000);
     let mut model = model;
-    let mut payload = squeezed;
-    let info = log.append(&mut payload, NOW).unwrap();
+    let payload = squeezed;
+    let info = log.append(&payload, NOW).unwrap();
     model.push(Msg::kv("k", &"x".repeat(10_000), NOW).at(info.base_offset));
     assert_eq!(read_all(&log), model);
     // Exactly at the limit is fine, one byte over is not.
@@ -287,8 +287,7 @@ fn oversized_batches_are_message_too_large() {
     let over = at_limit(10_001);
     assert_eq!(over.len(), 10_001);
     assert_rejected(&log, dir.path(), over, MESSAGE_TOO_LARGE, "one byte over");
-    let mut exact = exact;
-    log.append(&mut exact, NOW).unwrap();
+    log.append(&exact, NOW).unwrap();
 }
 
 #[test]

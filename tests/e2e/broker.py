@@ -16,9 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def sluice_bin() -> str:
-    path = os.environ.get("SLUICE_BIN") or str(
-        Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "debug" / "sluice"
-    )
+    # tests/run's default CARGO_TARGET_DIR is ~/.cache/sluice-target.
+    target = os.environ.get("CARGO_TARGET_DIR") or Path.home() / ".cache" / "sluice-target"
+    path = os.environ.get("SLUICE_BIN") or str(Path(target) / "debug" / "sluice")
     if not Path(path).exists():
         raise RuntimeError(f"sluice binary not found at {path}: run tests/run or cargo build")
     return path

@@ -1,15 +1,16 @@
 'use strict'
 // Shared pieces of the kafkajs end-to-end tests: a broker per `describe` block (stopped
 // cleanly and checked afterwards, its log attached to every failing test), kafkajs clients
-// with quiet logs, the optional compression codecs, and kcat as the second, independent
-// client that reads back what kafkajs wrote.
+// with quiet logs, the optional compression codecs, kcat as the second, independent
+// client that reads back what kafkajs wrote, and what consumer-group tests need (a broker
+// environment with short group timings, consumers with matching timeouts, polling).
 
 const { execFile } = require('node:child_process')
 const net = require('node:net')
 const { before, after, afterEach } = require('node:test')
 const { Kafka, logLevel, CompressionTypes, CompressionCodecs, Partitioners } = require('kafkajs')
 
-const { startBroker } = require('./broker')
+const { startBroker, sleep } = require('./broker')
 
 /**
  * Registers hooks in the enclosing `describe`: a broker started before its tests, stopped
@@ -58,7 +59,34 @@ function useBroker(options = {}) {
     ctx.clients.push(producer)
     return producer
   }
+  /**
+   * A connected kafkajs consumer (`options` must include groupId) with timeouts that fit a
+   * broker started with GROUP_TEST_ENV; disconnected afterwards if the test does not.
+   */
+  ctx.consumer = async (options, kafkaConfig = {}) => {
+    const consumer = ctx.kafka(kafkaConfig).consumer({ ...CONSUMER_TIMEOUTS, ...options })
+    await consumer.connect()
+    ctx.clients.push(consumer)
+    return consumer
+  }
   return ctx
+}
+
+/**
+ * Broker environment for consumer-group tests: a short initial rebalance delay, and a
+ * minimum session timeout low enough for CONSUMER_TIMEOUTS.
+ */
+const GROUP_TEST_ENV = {
+  SLUICE_GROUP_INITIAL_REBALANCE_DELAY_MS: '300',
+  SLUICE_GROUP_MIN_SESSION_TIMEOUT_MS: '1000',
+}
+
+/** kafkajs consumer timeouts for tests: a dead member is noticed in seconds, not minutes. */
+const CONSUMER_TIMEOUTS = {
+  sessionTimeout: 6000,
+  heartbeatInterval: 500,
+  rebalanceTimeout: 10000,
+  maxWaitTimeInMs: 500,
 }
 
 let clientSeq = 0
@@ -202,6 +230,49 @@ async function skipUnlessAdvertised(t, broker, ...apiNames) {
   return true
 }
 
+/**
+ * Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes; the error
+ * then names `what` and, if given, the `state()` at the end. Errors thrown by `check` count
+ * as "not yet" (the last one is reported).
+ */
+async function waitFor(what, check, { timeoutMs = 20000, intervalMs = 100, state } = {}) {
+  const deadline = Date.now() + timeoutMs
+  let lastError = null
+  for (;;) {
+    try {
+      const result = await check()
+      if (result) return result
+      lastError = null
+    } catch (e) {
+      lastError = e
+    }
+    if (Date.now() >= deadline) {
+      const details = [lastError && `last error: ${lastError.message}`, state && `state: ${JSON.stringify(await state())}`]
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${details.filter(Boolean).map((d) => `; ${d}`).join('')}`)
+    }
+    await sleep(intervalMs)
+  }
+}
+
+/**
+ * Every Kafka error type (e.g. 'NON_EMPTY_GROUP') found in a kafkajs error: retries wrap the
+ * original, batch operations list one error per topic, partition or group.
+ */
+function errorTypes(e) {
+  const types = new Set()
+  const visit = (x, depth = 0) => {
+    if (!x || depth > 4) return
+    if (x.type) types.add(x.type)
+    for (const inner of x.errors || []) visit(inner, depth + 1)
+    for (const p of x.partitions || []) visit(p.error, depth + 1)
+    for (const g of x.groups || []) visit(g.error, depth + 1)
+    visit(x.originalError, depth + 1)
+    visit(x.cause, depth + 1)
+  }
+  visit(e)
+  return [...types]
+}
+
 /** A topic name unique within this process. */
 let topicSeq = 0
 const uniqueTopic = (prefix) => `${prefix}-${process.pid}-${++topicSeq}`
@@ -216,5 +287,9 @@ module.exports = {
   runKcat,
   kcatRead,
   uniqueTopic,
+  waitFor,
+  errorTypes,
+  GROUP_TEST_ENV,
+  CONSUMER_TIMEOUTS,
   CompressionTypes,
 }

@@ -45,7 +45,10 @@ impl Broker {
             port: free_port(),
             data_dir: data_dir.to_path_buf(),
             log: data_dir.with_extension("log"),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         broker.spawn();
         broker
@@ -77,7 +80,11 @@ impl Broker {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
                 panic!("sluice exited with {status}:\n{}", self.log());
             }
-            assert!(Instant::now() < deadline, "sluice did not listen:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "sluice did not listen:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

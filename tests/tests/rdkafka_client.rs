@@ -103,8 +103,14 @@ async fn produce_keyed(p: &FutureProducer, topic: &str, partitions: i32, n: usiz
         let value = format!("value-{i}-{}", "x".repeat(i % 50));
         let ts = 1_700_000_000_000 + i as i64;
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "seq", value: Some(i.to_string().as_bytes()) })
-            .insert(Header { key: "empty", value: None::<&[u8]> });
+            .insert(Header {
+                key: "seq",
+                value: Some(i.to_string().as_bytes()),
+            })
+            .insert(Header {
+                key: "empty",
+                value: None::<&[u8]>,
+            });
         let delivery = p
             .send(
                 FutureRecord::to(topic)
@@ -174,7 +180,11 @@ async fn offsets_for_times_finds_the_first_record_at_or_after() {
     let p = producer(&broker, &[]);
     for (i, ts) in [1_000i64, 2_000, 3_000, 3_000, 5_000].iter().enumerate() {
         p.send(
-            FutureRecord::to("times").partition(0).key("k").payload(&i.to_string()).timestamp(*ts),
+            FutureRecord::to("times")
+                .partition(0)
+                .key("k")
+                .payload(&i.to_string())
+                .timestamp(*ts),
             Duration::from_secs(10),
         )
         .await
@@ -186,12 +196,26 @@ async fn offsets_for_times_finds_the_first_record_at_or_after() {
         .set("group.id", "unused")
         .create()
         .unwrap();
-    for (target, expected) in [(0, 0), (1_000, 0), (2_500, 2), (3_000, 2), (4_000, 4), (6_000, -1)] {
+    for (target, expected) in [
+        (0, 0),
+        (1_000, 0),
+        (2_500, 2),
+        (3_000, 2),
+        (4_000, 4),
+        (6_000, -1),
+    ] {
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("times", 0, Offset::Offset(target)).unwrap();
-        let found = consumer.offsets_for_times(tpl, Duration::from_secs(10)).unwrap();
+        tpl.add_partition_offset("times", 0, Offset::Offset(target))
+            .unwrap();
+        let found = consumer
+            .offsets_for_times(tpl, Duration::from_secs(10))
+            .unwrap();
         let offset = found.find_partition("times", 0).unwrap().offset();
-        let expected = if expected < 0 { Offset::End } else { Offset::Offset(expected) };
+        let expected = if expected < 0 {
+            Offset::End
+        } else {
+            Offset::Offset(expected)
+        };
         assert_eq!(offset, expected, "timestamp {target}");
     }
     let (low, high) = consumer
@@ -205,15 +229,30 @@ async fn a_batch_over_max_message_bytes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("data"), &[]);
     create_topic(&broker, "small", 1, &[("max.message.bytes", "10000")]).await;
-    let p = producer(&broker, &[("linger.ms", "0"), ("message.max.bytes", "100000")]);
+    let p = producer(
+        &broker,
+        &[("linger.ms", "0"), ("message.max.bytes", "100000")],
+    );
     let fits = "a".repeat(9_000);
-    p.send(FutureRecord::to("small").partition(0).key("k").payload(&fits), Duration::from_secs(10))
-        .await
-        .map_err(|(e, _)| e)
-        .expect("just under the limit");
+    p.send(
+        FutureRecord::to("small")
+            .partition(0)
+            .key("k")
+            .payload(&fits),
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|(e, _)| e)
+    .expect("just under the limit");
     let too_big = "a".repeat(11_000);
     let err = p
-        .send(FutureRecord::to("small").partition(0).key("k").payload(&too_big), Duration::from_secs(10))
+        .send(
+            FutureRecord::to("small")
+                .partition(0)
+                .key("k")
+                .payload(&too_big),
+            Duration::from_secs(10),
+        )
         .await
         .map_err(|(e, _)| e)
         .expect_err("over the limit");
@@ -244,7 +283,10 @@ async fn kill_9_mid_produce_keeps_every_acknowledged_record() {
                 .partition(i % 2)
                 .key("k")
                 .payload(&value);
-            pending.push((i, p.send_result(record).map_err(|(e, _)| e).expect("queued")));
+            pending.push((
+                i,
+                p.send_result(record).map_err(|(e, _)| e).expect("queued"),
+            ));
             if killing && i == 2_000 {
                 broker.kill9();
             }
@@ -255,7 +297,10 @@ async fn kill_9_mid_produce_keeps_every_acknowledged_record() {
             }
         }
     }
-    assert!(!acknowledged.is_empty(), "nothing was acknowledged before the kill");
+    assert!(
+        !acknowledged.is_empty(),
+        "nothing was acknowledged before the kill"
+    );
     broker.restart();
     let seen = consume(&broker, "durable", 2, acknowledged.len());
     let stored: BTreeMap<(i32, i64), Vec<u8>> = seen
@@ -269,6 +314,9 @@ async fn kill_9_mid_produce_keeps_every_acknowledged_record() {
             "acknowledged record {partition}/{offset} lost or changed"
         );
     }
-    assert!(broker.log().contains("no clean shutdown marker"), "{}", broker.log());
+    assert!(
+        broker.log().contains("no clean shutdown marker"),
+        "{}",
+        broker.log()
+    );
 }
-

@@ -68,6 +68,8 @@ pub struct JoinRequest {
     pub protocols: Vec<(String, Bytes)>,
     /// Whether a new dynamic member must first get its id (KIP-394, JoinGroup v4+).
     pub require_known_member_id: bool,
+    /// Whether the response can tell a leader to skip the assignment (KIP-814, v9+).
+    pub supports_skip_assignment: bool,
 }
 
 /// A join is answered now or later.
@@ -162,6 +164,13 @@ impl Group {
         self.members.iter_mut().find(|m| m.id == id)
     }
 
+    /// Records a sign of life from a member (it stays in the group for another session).
+    pub fn touch(&mut self, id: &str, now: Instant) {
+        if let Some(m) = self.member_mut(id) {
+            m.last_seen = now;
+        }
+    }
+
     fn member_by_instance(&self, instance: &str) -> Option<&Member> {
         self.members
             .iter()
@@ -184,19 +193,47 @@ impl Group {
         Ok(())
     }
 
+    /// Every member with its metadata for the chosen protocol, as the leader gets it.
+    fn roster(&self) -> Vec<(String, Option<String>, Bytes)> {
+        let protocol = self.protocol_name.clone().unwrap_or_default();
+        self.members
+            .iter()
+            .map(|m| {
+                (
+                    m.id.clone(),
+                    m.instance_id.clone(),
+                    m.metadata_for(&protocol),
+                )
+            })
+            .collect()
+    }
+
     /// Handles a JoinGroup.
-    pub fn join(&mut self, req: JoinRequest, new_member_id: String, timing: Timing, now: Instant) -> Joined {
+    pub fn join(
+        &mut self,
+        req: JoinRequest,
+        new_member_id: String,
+        timing: Timing,
+        now: Instant,
+    ) -> Joined {
         if self.state == GroupState::Dead {
-            return Joined::Now(outcome_error(errors::COORDINATOR_NOT_AVAILABLE, &req.member_id));
+            return Joined::Now(outcome_error(
+                errors::COORDINATOR_NOT_AVAILABLE,
+                &req.member_id,
+            ));
         }
         if req.protocols.is_empty()
             || (!self.members.is_empty()
                 && (self.protocol_type.as_deref() != Some(req.protocol_type.as_str())
-                    || !req.protocols.iter().any(|(name, _)| {
-                        self.members.iter().all(|m| m.supports(name))
-                    })))
+                    || !req
+                        .protocols
+                        .iter()
+                        .any(|(name, _)| self.members.iter().all(|m| m.supports(name)))))
         {
-            return Joined::Now(outcome_error(errors::INCONSISTENT_GROUP_PROTOCOL, &req.member_id));
+            return Joined::Now(outcome_error(
+                errors::INCONSISTENT_GROUP_PROTOCOL,
+                &req.member_id,
+            ));
         }
         if req.member_id.is_empty() {
             if let Some(instance) = req.instance_id.clone() {
@@ -215,6 +252,16 @@ impl Group {
                 });
             }
             return self.add_member_and_wait(req, new_member_id, timing, now);
+        }
+        // A static instance id now held by another member id: this caller is a stale or
+        // duplicate incarnation, told to shut down (Kafka checks this before the member id).
+        if let Some(instance) = req.instance_id.as_deref() {
+            if self
+                .member_by_instance(instance)
+                .is_some_and(|m| m.id != req.member_id)
+            {
+                return Joined::Now(outcome_error(errors::FENCED_INSTANCE_ID, &req.member_id));
+            }
         }
         if self.member(&req.member_id).is_some() {
             if let Err(code) = self.check_member(&req.member_id, req.instance_id.as_deref()) {
@@ -247,6 +294,7 @@ impl Group {
             .as_deref()
             .is_some_and(|p| req.protocols.iter().any(|(name, _)| name == p));
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
+        let old_leader = self.leader.clone().unwrap_or_default();
         if let Some(m) = self.member_mut(&old_id) {
             // The old incarnation's pending calls are fenced.
             if let Some(w) = m.join_waiter.take() {
@@ -268,15 +316,31 @@ impl Group {
         }
         self.dirty = true;
         if self.state == GroupState::Stable && protocols_kept {
+            // As Kafka answers a restarted static member of a stable group: from JoinGroup v9
+            // a restarted leader learns it leads (with the roster, to keep watching metadata)
+            // but is told to skip the assignment (KIP-814). Older clients cannot be told that,
+            // so they get the previous leader id: a restarted leader then does not recognise
+            // itself and syncs as a follower instead of assigning over an empty roster (which
+            // makes kafka-python's leader see a changed subscription and force a rebalance).
+            let (leader, members) = if req.supports_skip_assignment {
+                let roster = if was_leader {
+                    self.roster()
+                } else {
+                    Vec::new()
+                };
+                (self.leader.clone().unwrap_or_default(), roster)
+            } else {
+                (old_leader, Vec::new())
+            };
             return Joined::Now(JoinOutcome {
                 error_code: 0,
                 generation: self.generation,
                 protocol_type: self.protocol_type.clone(),
                 protocol_name: self.protocol_name.clone(),
-                leader: self.leader.clone().unwrap_or_default(),
+                leader,
                 member_id: new_id,
-                members: Vec::new(),
-                skip_assignment: was_leader,
+                members,
+                skip_assignment: was_leader && req.supports_skip_assignment,
             });
         }
         let (tx, rx) = oneshot::channel();
@@ -328,7 +392,13 @@ impl Group {
         Joined::Later(rx)
     }
 
-    fn add_member_and_wait(&mut self, req: JoinRequest, id: String, timing: Timing, now: Instant) -> Joined {
+    fn add_member_and_wait(
+        &mut self,
+        req: JoinRequest,
+        id: String,
+        timing: Timing,
+        now: Instant,
+    ) -> Joined {
         let (tx, rx) = oneshot::channel();
         if self.members.is_empty() {
             self.protocol_type = Some(req.protocol_type.clone());
@@ -397,8 +467,8 @@ impl Group {
             if self.initial_deadline.is_some_and(|d| now < d) {
                 return;
             }
-            let all_joined = self.members.iter().all(Member::is_awaiting_join)
-                && self.pending.is_empty();
+            let all_joined =
+                self.members.iter().all(Member::is_awaiting_join) && self.pending.is_empty();
             if !all_joined {
                 return;
             }
@@ -419,7 +489,6 @@ impl Group {
             return;
         }
         self.protocol_name = select_protocol(self.members.iter());
-        let protocol = self.protocol_name.clone().unwrap_or_default();
         if !self
             .leader
             .as_ref()
@@ -428,11 +497,7 @@ impl Group {
             self.leader = self.members.first().map(|m| m.id.clone());
         }
         let leader = self.leader.clone().unwrap_or_default();
-        let roster: Vec<(String, Option<String>, Bytes)> = self
-            .members
-            .iter()
-            .map(|m| (m.id.clone(), m.instance_id.clone(), m.metadata_for(&protocol)))
-            .collect();
+        let roster = self.roster();
         self.state = GroupState::CompletingRebalance;
         let timeout = self
             .members
@@ -453,7 +518,11 @@ impl Group {
                     protocol_name: self.protocol_name.clone(),
                     leader: leader.clone(),
                     member_id: m.id.clone(),
-                    members: if m.id == leader { roster.clone() } else { Vec::new() },
+                    members: if m.id == leader {
+                        roster.clone()
+                    } else {
+                        Vec::new()
+                    },
                     skip_assignment: false,
                 });
             }
@@ -498,10 +567,17 @@ impl Group {
             assignment,
         };
         match self.state {
-            GroupState::Empty | GroupState::Dead => Synced::Now(sync_error(errors::UNKNOWN_MEMBER_ID)),
-            GroupState::PreparingRebalance => Synced::Now(sync_error(errors::REBALANCE_IN_PROGRESS)),
+            GroupState::Empty | GroupState::Dead => {
+                Synced::Now(sync_error(errors::UNKNOWN_MEMBER_ID))
+            }
+            GroupState::PreparingRebalance => {
+                Synced::Now(sync_error(errors::REBALANCE_IN_PROGRESS))
+            }
             GroupState::Stable => {
-                let assignment = self.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                let assignment = self
+                    .member(member_id)
+                    .map(|m| m.assignment.clone())
+                    .unwrap_or_default();
                 Synced::Now(ok(assignment, self))
             }
             GroupState::CompletingRebalance => {
@@ -523,7 +599,10 @@ impl Group {
                             });
                         }
                     }
-                    let assignment = self.member(member_id).map(|m| m.assignment.clone()).unwrap_or_default();
+                    let assignment = self
+                        .member(member_id)
+                        .map(|m| m.assignment.clone())
+                        .unwrap_or_default();
                     Synced::Now(ok(assignment, self))
                 } else {
                     let (tx, rx) = oneshot::channel();
@@ -538,7 +617,13 @@ impl Group {
     }
 
     /// Handles a Heartbeat.
-    pub fn heartbeat(&mut self, member_id: &str, instance_id: Option<&str>, generation: i32, now: Instant) -> i16 {
+    pub fn heartbeat(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now: Instant,
+    ) -> i16 {
         if let Err(code) = self.check_member(member_id, instance_id) {
             return code;
         }
@@ -563,7 +648,12 @@ impl Group {
     }
 
     /// Removes members (LeaveGroup); returns each one's error code, in order.
-    pub fn leave(&mut self, leaving: &[(String, Option<String>)], timing: Timing, now: Instant) -> Vec<i16> {
+    pub fn leave(
+        &mut self,
+        leaving: &[(String, Option<String>)],
+        timing: Timing,
+        now: Instant,
+    ) -> Vec<i16> {
         let mut codes = Vec::with_capacity(leaving.len());
         let mut removed_any = false;
         for (member_id, instance_id) in leaving {

@@ -127,7 +127,10 @@ mod tests {
             client_host: String::new(),
             session_timeout_ms: 10_000,
             rebalance_timeout_ms: 10_000,
-            protocols: protocols.iter().map(|p| (p.to_string(), Bytes::new())).collect(),
+            protocols: protocols
+                .iter()
+                .map(|p| (p.to_string(), Bytes::new()))
+                .collect(),
             assignment: Bytes::new(),
             last_seen: Instant::now(),
             join_waiter: None,

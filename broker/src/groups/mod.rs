@@ -131,7 +131,12 @@ impl GroupCoordinator {
         let now_ms = now_ms();
         for entry in offsets_log::load(&log)? {
             match entry {
-                Entry::Offset { group, topic, partition, value } => {
+                Entry::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                } => {
                     let g = groups
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group, now_ms));
@@ -143,7 +148,10 @@ impl GroupCoordinator {
                 Entry::Group { group, value: None } => {
                     groups.remove(&group);
                 }
-                Entry::Group { group, value: Some(stored) } => {
+                Entry::Group {
+                    group,
+                    value: Some(stored),
+                } => {
                     let g = groups
                         .entry(group.clone())
                         .or_insert_with(|| Group::new(&group, now_ms));
@@ -151,12 +159,21 @@ impl GroupCoordinator {
                 }
             }
         }
-        tracing::info!(groups = groups.len(), "loaded consumer groups from __consumer_offsets");
-        Ok(GroupCoordinator { groups: Mutex::new(groups), log, settings })
+        tracing::info!(
+            groups = groups.len(),
+            "loaded consumer groups from __consumer_offsets"
+        );
+        Ok(GroupCoordinator {
+            groups: Mutex::new(groups),
+            log,
+            settings,
+        })
     }
 
     fn timing(&self) -> Timing {
-        Timing { initial_rebalance_delay: self.settings.initial_rebalance_delay }
+        Timing {
+            initial_rebalance_delay: self.settings.initial_rebalance_delay,
+        }
     }
 
     /// Writes a group's metadata once it settles (Stable or Empty) after a change.
@@ -165,7 +182,10 @@ impl GroupCoordinator {
             return;
         }
         group.dirty = false;
-        let entry = Entry::Group { group: group.id.clone(), value: Some(snapshot(group)) };
+        let entry = Entry::Group {
+            group: group.id.clone(),
+            value: Some(snapshot(group)),
+        };
         if let Err(e) = offsets_log::append(&self.log, &[entry]) {
             tracing::error!(group = %group.id, error = %e, "cannot persist group metadata");
         }
@@ -219,13 +239,26 @@ impl GroupCoordinator {
                 ..Default::default()
             });
         };
-        let synced = group.sync(member_id, instance_id, generation, protocol, assignments, Instant::now());
+        let synced = group.sync(
+            member_id,
+            instance_id,
+            generation,
+            protocol,
+            assignments,
+            Instant::now(),
+        );
         self.persist(group);
         synced
     }
 
     /// Heartbeat.
-    pub fn heartbeat(&self, group_id: &str, member_id: &str, instance_id: Option<&str>, generation: i32) -> i16 {
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> i16 {
         let mut groups = self.groups.lock();
         match groups.get_mut(group_id) {
             None => errors::UNKNOWN_MEMBER_ID,
@@ -234,7 +267,11 @@ impl GroupCoordinator {
     }
 
     /// LeaveGroup: per-member codes, or a group-level error.
-    pub fn leave(&self, group_id: &str, members: &[(String, Option<String>)]) -> Result<Vec<i16>, i16> {
+    pub fn leave(
+        &self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+    ) -> Result<Vec<i16>, i16> {
         validate_group_id(group_id)?;
         let mut groups = self.groups.lock();
         let Some(group) = groups.get_mut(group_id) else {
@@ -258,10 +295,15 @@ impl GroupCoordinator {
     ) -> Result<Vec<i16>, i16> {
         validate_group_id(group_id)?;
         let mut groups = self.groups.lock();
+        let standalone = generation < 0 && member_id.is_empty();
+        if !standalone && !groups.contains_key(group_id) {
+            // A member commit to a group that does not exist creates nothing (as in Kafka).
+            return Err(errors::ILLEGAL_GENERATION);
+        }
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id, now_ms()));
-        if generation < 0 && member_id.is_empty() {
+        if standalone {
             if !group.members.is_empty() {
                 return Err(errors::UNKNOWN_MEMBER_ID);
             }
@@ -271,10 +313,14 @@ impl GroupCoordinator {
                 return Err(errors::ILLEGAL_GENERATION);
             }
             match group.state {
-                GroupState::Stable => {}
-                GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                    return Err(errors::REBALANCE_IN_PROGRESS)
+                // As in Kafka, a member of the current generation may commit while the group
+                // prepares a rebalance: an eager consumer commits what it processed in
+                // onPartitionsRevoked, after the rebalance started and before it rejoins.
+                // A commit also counts as a sign of life, like a heartbeat.
+                GroupState::Stable | GroupState::PreparingRebalance => {
+                    group.touch(member_id, Instant::now())
                 }
+                GroupState::CompletingRebalance => return Err(errors::REBALANCE_IN_PROGRESS),
                 GroupState::Empty | GroupState::Dead => return Err(errors::UNKNOWN_MEMBER_ID),
             }
         }
@@ -328,7 +374,12 @@ impl GroupCoordinator {
                 })
                 .collect(),
             None => group
-                .map(|g| g.offsets.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect())
+                .map(|g| {
+                    g.offsets
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect()
+                })
                 .unwrap_or_default(),
         }
     }
@@ -342,7 +393,11 @@ impl GroupCoordinator {
         Some(GroupDescription {
             state: g.state.name(),
             protocol_type: g.protocol_type.clone().unwrap_or_default(),
-            protocol: if stable { protocol.clone() } else { String::new() },
+            protocol: if stable {
+                protocol.clone()
+            } else {
+                String::new()
+            },
             members: g
                 .members
                 .iter()
@@ -353,7 +408,11 @@ impl GroupCoordinator {
                         m.client_id.clone(),
                         m.client_host.clone(),
                         m.metadata_for(&protocol),
-                        if stable { m.assignment.clone() } else { Bytes::new() },
+                        if stable {
+                            m.assignment.clone()
+                        } else {
+                            Bytes::new()
+                        },
                     )
                 })
                 .collect(),
@@ -366,7 +425,13 @@ impl GroupCoordinator {
         let mut all: Vec<_> = groups
             .values()
             .filter(|g| g.state != GroupState::Dead)
-            .map(|g| (g.id.clone(), g.protocol_type.clone().unwrap_or_default(), g.state.name()))
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state.name(),
+                )
+            })
             .collect();
         all.sort();
         all
@@ -394,7 +459,10 @@ impl GroupCoordinator {
                 value: None,
             })
             .collect();
-        entries.push(Entry::Group { group: group_id.to_string(), value: None });
+        entries.push(Entry::Group {
+            group: group_id.to_string(),
+            value: None,
+        });
         if let Err(e) = offsets_log::append(&self.log, &entries) {
             tracing::error!(group = group_id, error = %e, "cannot delete group");
             return errors::KAFKA_STORAGE_ERROR;
@@ -472,7 +540,10 @@ impl GroupCoordinator {
                         value: None,
                     })
                     .collect();
-                entries.push(Entry::Group { group: id.clone(), value: None });
+                entries.push(Entry::Group {
+                    group: id.clone(),
+                    value: None,
+                });
                 if offsets_log::append(&self.log, &entries).is_ok() {
                     tracing::info!(group = %id, "expired empty group and its offsets");
                     groups.remove(&id);

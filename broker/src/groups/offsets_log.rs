@@ -102,7 +102,12 @@ fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
 pub fn encode(entry: &Entry) -> (Bytes, Option<Bytes>) {
     let mut key = BytesMut::new();
     match entry {
-        Entry::Offset { group, topic, partition, value } => {
+        Entry::Offset {
+            group,
+            topic,
+            partition,
+            value,
+        } => {
             key.put_i16(OFFSET_KEY_VERSION);
             put_string(&mut key, group);
             put_string(&mut key, topic);
@@ -208,10 +213,20 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<Entry> {
                     let leader_epoch = if version >= 3 { v.i32()? } else { -1 };
                     let metadata = v.string()?;
                     let commit_timestamp = v.i64()?;
-                    Some(CommittedOffset { offset, leader_epoch, metadata, commit_timestamp })
+                    Some(CommittedOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                        commit_timestamp,
+                    })
                 }
             };
-            Some(Entry::Offset { group, topic, partition, value })
+            Some(Entry::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            })
         }
         2 => {
             let group = k.string()?;
@@ -255,7 +270,14 @@ fn decode_group(v: &[u8]) -> Option<StoredGroup> {
             assignment,
         });
     }
-    Some(StoredGroup { protocol_type, generation, protocol, leader, state_timestamp, members })
+    Some(StoredGroup {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        state_timestamp,
+        members,
+    })
 }
 
 /// Appends entries to the offsets log as one batch; returns once written.
@@ -355,7 +377,10 @@ mod tests {
         };
         let (k, v) = encode(&group);
         assert_eq!(decode(&k, v.as_deref()), Some(group));
-        let tombstone = Entry::Group { group: "g".into(), value: None };
+        let tombstone = Entry::Group {
+            group: "g".into(),
+            value: None,
+        };
         let (k, v) = encode(&tombstone);
         assert_eq!(decode(&k, v.as_deref()), Some(tombstone));
         assert_eq!(decode(&[0, 9, 0], None), None);

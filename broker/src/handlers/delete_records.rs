@@ -90,8 +90,8 @@ mod tests {
         create_topic(&broker, "t", 1);
         let log = broker.log("t", 0).unwrap();
         for _ in 0..5 {
-            let mut batch = BatchBuilder::new(0).push(None, Some(b"v"), &[], 1).build();
-            log.append(&mut batch, sluice_storage::now_ms()).unwrap();
+            let batch = BatchBuilder::new(0).push(None, Some(b"v"), &[], 1).build();
+            log.append(&batch, sluice_storage::now_ms()).unwrap();
         }
         for v in versions(ApiKey::DeleteRecords) {
             let offset = i64::from(v) + 1;

@@ -1,18 +1,17 @@
 //! The group APIs: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
 //! DescribeGroups, ListGroups and DeleteGroups, translated to and from the coordinator.
 
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
-use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{
     BrokerId, DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest,
     DescribeGroupsResponse, FindCoordinatorRequest, FindCoordinatorResponse, GroupId,
     HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest,
-    SyncGroupResponse,
+    LeaveGroupResponse, ListGroupsRequest, ListGroupsResponse, SyncGroupRequest, SyncGroupResponse,
 };
 
 use super::{kstr, ClientInfo};
@@ -138,6 +137,7 @@ pub async fn join_group(
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let outcome = match broker.groups.join(request.group_id.as_str(), join) {
         Joined::Now(outcome) => outcome,
@@ -152,7 +152,11 @@ pub async fn join_group(
 }
 
 /// SyncGroup: the leader's assignment is distributed; followers wait for it.
-pub async fn sync_group(broker: &Broker, request: SyncGroupRequest, version: i16) -> SyncGroupResponse {
+pub async fn sync_group(
+    broker: &Broker,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
     let assignments = request
         .assignments
         .iter()
@@ -199,12 +203,21 @@ pub fn heartbeat(broker: &Broker, request: HeartbeatRequest, _version: i16) -> H
 }
 
 /// LeaveGroup: one member (v0-2) or a batch (v3+).
-pub fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) -> LeaveGroupResponse {
+pub fn leave_group(
+    broker: &Broker,
+    request: LeaveGroupRequest,
+    version: i16,
+) -> LeaveGroupResponse {
     let leaving: Vec<(String, Option<String>)> = if version >= 3 {
         request
             .members
             .iter()
-            .map(|m| (m.member_id.to_string(), m.group_instance_id.as_ref().map(|s| s.to_string())))
+            .map(|m| {
+                (
+                    m.member_id.to_string(),
+                    m.group_instance_id.as_ref().map(|s| s.to_string()),
+                )
+            })
             .collect()
     } else {
         vec![(request.member_id.to_string(), None)]
@@ -231,7 +244,11 @@ pub fn leave_group(broker: &Broker, request: LeaveGroupRequest, version: i16) ->
 }
 
 /// DescribeGroups: members, assignments and state; an unknown group is reported Dead.
-pub fn describe_groups(broker: &Broker, request: DescribeGroupsRequest, version: i16) -> DescribeGroupsResponse {
+pub fn describe_groups(
+    broker: &Broker,
+    request: DescribeGroupsRequest,
+    version: i16,
+) -> DescribeGroupsResponse {
     let mut r = DescribeGroupsResponse::default();
     for id in request.groups {
         let mut g = DescribedGroup::default();
@@ -248,18 +265,20 @@ pub fn describe_groups(broker: &Broker, request: DescribeGroupsRequest, version:
             g.members = d
                 .members
                 .into_iter()
-                .map(|(member_id, instance, client_id, host, metadata, assignment)| {
-                    let mut m = DescribedGroupMember::default();
-                    m.member_id = kstr(member_id);
-                    if version >= 4 {
-                        m.group_instance_id = instance.map(kstr);
-                    }
-                    m.client_id = kstr(client_id);
-                    m.client_host = kstr(host);
-                    m.member_metadata = metadata;
-                    m.member_assignment = assignment;
-                    m
-                })
+                .map(
+                    |(member_id, instance, client_id, host, metadata, assignment)| {
+                        let mut m = DescribedGroupMember::default();
+                        m.member_id = kstr(member_id);
+                        if version >= 4 {
+                            m.group_instance_id = instance.map(kstr);
+                        }
+                        m.client_id = kstr(client_id);
+                        m.client_host = kstr(host);
+                        m.member_metadata = metadata;
+                        m.member_assignment = assignment;
+                        m
+                    },
+                )
                 .collect();
         } else {
             g.group_state = kstr("Dead");
@@ -270,9 +289,21 @@ pub fn describe_groups(broker: &Broker, request: DescribeGroupsRequest, version:
 }
 
 /// ListGroups, with the state (v4+) and type (v5+) filters.
-pub fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) -> ListGroupsResponse {
-    let states: Vec<String> = request.states_filter.iter().map(|s| s.to_lowercase()).collect();
-    let types: Vec<String> = request.types_filter.iter().map(|s| s.to_lowercase()).collect();
+pub fn list_groups(
+    broker: &Broker,
+    request: ListGroupsRequest,
+    version: i16,
+) -> ListGroupsResponse {
+    let states: Vec<String> = request
+        .states_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
+    let types: Vec<String> = request
+        .types_filter
+        .iter()
+        .map(|s| s.to_lowercase())
+        .collect();
     let mut r = ListGroupsResponse::default();
     for (id, protocol_type, state) in broker.groups.list() {
         if !states.is_empty() && !states.contains(&state.to_lowercase()) {
@@ -296,7 +327,11 @@ pub fn list_groups(broker: &Broker, request: ListGroupsRequest, version: i16) ->
 }
 
 /// DeleteGroups: refuses groups with members (NON_EMPTY_GROUP).
-pub fn delete_groups(broker: &Broker, request: DeleteGroupsRequest, _version: i16) -> DeleteGroupsResponse {
+pub fn delete_groups(
+    broker: &Broker,
+    request: DeleteGroupsRequest,
+    _version: i16,
+) -> DeleteGroupsResponse {
     let mut r = DeleteGroupsResponse::default();
     for id in request.groups_names {
         let mut g = DeletableGroupResult::default();

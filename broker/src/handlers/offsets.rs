@@ -39,7 +39,11 @@ pub async fn offset_commit(
                     (topic.name.to_string(), p.partition_index),
                     CommittedOffset {
                         offset: p.committed_offset,
-                        leader_epoch: if version >= 6 { p.committed_leader_epoch } else { -1 },
+                        leader_epoch: if version >= 6 {
+                            p.committed_leader_epoch
+                        } else {
+                            -1
+                        },
                         metadata: p
                             .committed_metadata
                             .as_ref()
@@ -92,7 +96,11 @@ pub async fn offset_commit(
 /// One group's committed offsets as `(topic, [(partition, offset, epoch, metadata)])`.
 type GroupOffsets = Vec<(String, Vec<(i32, i64, i32, String)>)>;
 
-fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Result<GroupOffsets, i16> {
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    wanted: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<GroupOffsets, i16> {
     validate_group_id(group)?;
     let partitions = wanted.map(|topics| {
         topics
@@ -102,8 +110,9 @@ fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32
     });
     let mut out: GroupOffsets = Vec::new();
     for ((topic, partition), committed) in broker.groups.committed(group, partitions) {
-        let (offset, epoch, metadata) = committed
-            .map_or((-1, -1, String::new()), |c| (c.offset, c.leader_epoch, c.metadata));
+        let (offset, epoch, metadata) = committed.map_or((-1, -1, String::new()), |c| {
+            (c.offset, c.leader_epoch, c.metadata)
+        });
         match out.last_mut() {
             Some((t, list)) if *t == topic => list.push((partition, offset, epoch, metadata)),
             _ => out.push((topic, vec![(partition, offset, epoch, metadata)])),
@@ -114,7 +123,11 @@ fn fetch_group(broker: &Broker, group: &str, wanted: Option<Vec<(String, Vec<i32
 
 /// OffsetFetch: one group (v0-7) or several (v8+); all committed partitions when the topic
 /// list is null.
-pub fn offset_fetch(broker: &Broker, request: OffsetFetchRequest, version: i16) -> OffsetFetchResponse {
+pub fn offset_fetch(
+    broker: &Broker,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
     if version >= 8 {
         for g in request.groups {
@@ -189,14 +202,25 @@ pub fn offset_fetch(broker: &Broker, request: OffsetFetchRequest, version: i16) 
 }
 
 /// OffsetDelete: refuses partitions of topics the group still consumes.
-pub fn offset_delete(broker: &Broker, request: OffsetDeleteRequest, _version: i16) -> OffsetDeleteResponse {
+pub fn offset_delete(
+    broker: &Broker,
+    request: OffsetDeleteRequest,
+    _version: i16,
+) -> OffsetDeleteResponse {
     let partitions: Vec<(String, i32)> = request
         .topics
         .iter()
-        .flat_map(|t| t.partitions.iter().map(move |p| (t.name.to_string(), p.partition_index)))
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index))
+        })
         .collect();
     let mut response = OffsetDeleteResponse::default();
-    let codes = match broker.groups.delete_offsets(request.group_id.as_str(), &partitions) {
+    let codes = match broker
+        .groups
+        .delete_offsets(request.group_id.as_str(), &partitions)
+    {
         Ok(codes) => codes,
         Err(code) => {
             response.error_code = code;

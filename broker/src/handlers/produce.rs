@@ -73,9 +73,7 @@ pub async fn handle(
     let appended = tokio::task::spawn_blocking(move || {
         let now = now_ms();
         jobs.into_iter()
-            .map(|(i, log, bytes)| {
-                (i, log.topic_partition().clone(), log.append(&bytes, now))
-            })
+            .map(|(i, log, bytes)| (i, log.topic_partition().clone(), log.append(&bytes, now)))
             .collect::<Vec<_>>()
     })
     .await

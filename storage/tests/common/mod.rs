@@ -269,9 +269,9 @@ pub fn append(log: &PartitionLog, msgs: &[Msg], codec: Compression) -> Vec<Rec> 
 
 /// [`append`] with the broker clock at `now_ms`.
 pub fn append_at(log: &PartitionLog, msgs: &[Msg], codec: Compression, now_ms: i64) -> Vec<Rec> {
-    let mut batch = build_batch(msgs, codec);
+    let batch = build_batch(msgs, codec);
     let expected = log.log_end_offset();
-    let info = log.append(&mut batch, now_ms).expect("append");
+    let info = log.append(&batch, now_ms).expect("append");
     assert_eq!(info.base_offset, expected);
     assert_eq!(info.last_offset, expected + msgs.len() as i64 - 1);
     msgs.iter()

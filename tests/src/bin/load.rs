@@ -20,7 +20,9 @@ use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_e2e::Broker;
 
 #[derive(Debug, Parser)]
-#[command(about = "Produce then consume N MB through sluice with librdkafka and report throughput, latency and CPU per GB")]
+#[command(
+    about = "Produce then consume N MB through sluice with librdkafka and report throughput, latency and CPU per GB"
+)]
 struct Args {
     /// Broker to use; by default a release broker is started on a free port.
     #[arg(long)]
@@ -115,7 +117,11 @@ async fn main() -> anyhow::Result<()> {
         .create()?;
     for r in admin
         .create_topics(
-            &[NewTopic::new(&topic, args.partitions, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                &topic,
+                args.partitions,
+                TopicReplication::Fixed(1),
+            )],
             &AdminOptions::new(),
         )
         .await?
@@ -148,8 +154,8 @@ async fn main() -> anyhow::Result<()> {
         let partition = (i % args.partitions as u64) as i32;
         let mut record: BaseRecord<'_, [u8], [u8], Box<Instant>> =
             BaseRecord::with_opaque_to(&topic, Box::new(Instant::now()))
-            .partition(partition)
-            .payload(&payload);
+                .partition(partition)
+                .payload(&payload);
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -164,7 +170,11 @@ async fn main() -> anyhow::Result<()> {
     let produce_secs = start.elapsed().as_secs_f64();
     let broker_cpu_1 = pid.map(process_cpu_seconds).transpose()?;
     let client_cpu_1 = process_cpu_seconds(std::process::id())?;
-    let failures = *producer.context().failures.lock().map_err(|_| anyhow::anyhow!("lock"))?;
+    let failures = *producer
+        .context()
+        .failures
+        .lock()
+        .map_err(|_| anyhow::anyhow!("lock"))?;
     if failures > 0 {
         bail!("{failures} messages failed to deliver");
     }
@@ -208,7 +218,10 @@ async fn main() -> anyhow::Result<()> {
     let gb = total_bytes as f64 / 1e9;
     let mb = total_bytes as f64 / 1e6;
     println!("sluice load benchmark: {count} messages of {} B ({mb:.0} MB) to {} partitions, acks=all, librdkafka {}", args.message_bytes, args.partitions, rdkafka::util::get_rdkafka_version().1);
-    println!("{:<10} {:>10} {:>14} {:>14}", "phase", "MB/s", "broker CPU-s/GB", "client CPU-s/GB");
+    println!(
+        "{:<10} {:>10} {:>14} {:>14}",
+        "phase", "MB/s", "broker CPU-s/GB", "client CPU-s/GB"
+    );
     let per_gb = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) => format!("{:.3}", (b - a) / gb),
         _ => "n/a".to_string(),

@@ -477,8 +477,11 @@ impl Group {
     }
 
     fn complete_join(&mut self, now: Instant) {
-        // Members that did not rejoin in time are out.
-        self.members.retain(Member::is_awaiting_join);
+        // Dynamic members that did not rejoin in time are out. Static members keep their
+        // place until their session expires (KIP-345): a static consumer restarting during a
+        // rebalance finds its partitions waiting for it.
+        self.members
+            .retain(|m| m.is_awaiting_join() || m.instance_id.is_some());
         self.pending.clear();
         self.initial_deadline = None;
         self.rebalance_deadline = None;
@@ -489,12 +492,18 @@ impl Group {
             return;
         }
         self.protocol_name = select_protocol(self.members.iter());
-        if !self
-            .leader
-            .as_ref()
-            .is_some_and(|l| self.members.iter().any(|m| &m.id == l))
-        {
-            self.leader = self.members.first().map(|m| m.id.clone());
+        // The leader must be a member that is here to receive the roster.
+        if !self.leader.as_ref().is_some_and(|l| {
+            self.members
+                .iter()
+                .any(|m| &m.id == l && m.is_awaiting_join())
+        }) {
+            self.leader = self
+                .members
+                .iter()
+                .find(|m| m.is_awaiting_join())
+                .or(self.members.first())
+                .map(|m| m.id.clone());
         }
         let leader = self.leader.clone().unwrap_or_default();
         let roster = self.roster();

@@ -628,3 +628,101 @@ fn restore(group: &mut Group, stored: StoredGroup, now: Instant) {
         GroupState::Stable
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_storage::{LogConfig, TopicPartition};
+
+    fn coordinator(dir: &std::path::Path, retention_ms: i64) -> GroupCoordinator {
+        let log = PartitionLog::open(
+            &dir.join("__consumer_offsets-0"),
+            TopicPartition::new(offsets_log::TOPIC, 0),
+            LogConfig::default(),
+            true,
+            now_ms(),
+        )
+        .unwrap();
+        GroupCoordinator::open(
+            Arc::new(log),
+            GroupSettings {
+                initial_rebalance_delay: Duration::from_millis(0),
+                min_session_timeout_ms: 1,
+                max_session_timeout_ms: 60_000,
+                offsets_retention_ms: retention_ms,
+                max_metadata_bytes: 10,
+            },
+        )
+        .unwrap()
+    }
+
+    fn offset(o: i64, metadata: &str) -> CommittedOffset {
+        CommittedOffset {
+            offset: o,
+            leader_epoch: 0,
+            metadata: metadata.to_string(),
+            commit_timestamp: now_ms(),
+        }
+    }
+
+    #[test]
+    fn standalone_commits_persist_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), 60_000);
+        let codes = c
+            .commit(
+                "g",
+                -1,
+                "",
+                None,
+                vec![
+                    (("t".into(), 0), offset(5, "m")),
+                    (("t".into(), 1), offset(7, "far too long metadata")),
+                ],
+            )
+            .unwrap();
+        assert_eq!(codes, vec![errors::NONE, errors::OFFSET_METADATA_TOO_LARGE]);
+        drop(c);
+        let c = coordinator(dir.path(), 60_000);
+        let got = c.committed("g", Some(vec![("t".into(), 0), ("t".into(), 1)]));
+        assert_eq!(
+            got[0].1.as_ref().map(|o| (o.offset, o.metadata.as_str())),
+            Some((5, "m"))
+        );
+        assert_eq!(got[1].1, None);
+        assert_eq!(c.list(), vec![("g".to_string(), String::new(), "Empty")]);
+    }
+
+    #[test]
+    fn member_commits_to_unknown_groups_create_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), 60_000);
+        let err = c.commit(
+            "ghost",
+            3,
+            "m-1",
+            None,
+            vec![(("t".into(), 0), offset(1, ""))],
+        );
+        assert_eq!(err, Err(errors::ILLEGAL_GENERATION));
+        assert!(c.list().is_empty());
+    }
+
+    #[test]
+    fn empty_groups_expire_with_their_offsets_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), 20);
+        c.commit("old", -1, "", None, vec![(("t".into(), 0), offset(9, ""))])
+            .unwrap();
+        assert_eq!(c.list().len(), 1);
+        std::thread::sleep(Duration::from_millis(50));
+        c.tick();
+        assert!(c.list().is_empty(), "the expired group is still listed");
+        assert_eq!(c.committed("old", Some(vec![("t".into(), 0)]))[0].1, None);
+        drop(c);
+        // The expiry was written: a restart does not bring the offsets back.
+        let c = coordinator(dir.path(), 60_000);
+        assert!(c.list().is_empty());
+        assert_eq!(c.committed("old", None), vec![]);
+    }
+}

@@ -12,22 +12,8 @@ const path = require('node:path')
 const { describe, test } = require('node:test')
 const { ConfigResourceTypes, ConfigSource } = require('kafkajs')
 
-const { useBroker, kcatRead, uniqueTopic, skipUnlessAdvertised } = require('./support')
+const { useBroker, kcatRead, uniqueTopic, skipUnlessAdvertised, errorTypes } = require('./support')
 
-/** Every Kafka error type (e.g. 'TOPIC_ALREADY_EXISTS') found in a kafkajs error. */
-function errorTypes(e) {
-  const types = new Set()
-  const visit = (x, depth = 0) => {
-    if (!x || depth > 4) return
-    if (x.type) types.add(x.type)
-    for (const inner of x.errors || []) visit(inner, depth + 1)
-    for (const p of x.partitions || []) visit(p.error, depth + 1)
-    visit(x.originalError, depth + 1)
-    visit(x.cause, depth + 1)
-  }
-  visit(e)
-  return [...types]
-}
 
 /** An assert.rejects validator: the error carries Kafka error type `type`. */
 const kafkaError = (type) => (e) => {

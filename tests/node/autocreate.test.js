@@ -6,21 +6,8 @@
 const assert = require('node:assert/strict')
 const { describe, test } = require('node:test')
 
-const { useBroker, kcatRead, uniqueTopic } = require('./support')
+const { useBroker, kcatRead, uniqueTopic, errorTypes } = require('./support')
 
-/** Every Kafka error type found in a kafkajs error (retries wrap the original). */
-function errorTypes(e) {
-  const types = new Set()
-  const visit = (x, depth = 0) => {
-    if (!x || depth > 4) return
-    if (x.type) types.add(x.type)
-    for (const inner of x.errors || []) visit(inner, depth + 1)
-    visit(x.originalError, depth + 1)
-    visit(x.cause, depth + 1)
-  }
-  visit(e)
-  return [...types]
-}
 
 describe('auto-create on (the default)', () => {
   const ctx = useBroker()

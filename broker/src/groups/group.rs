@@ -433,6 +433,17 @@ impl Group {
         Joined::Later(rx)
     }
 
+    /// The longest rebalance timeout any member asked for: how long a rebalance phase waits.
+    fn rebalance_timeout(&self) -> Duration {
+        let ms = self
+            .members
+            .iter()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0);
+        Duration::from_millis(ms.max(0) as u64)
+    }
+
     /// Starts a rebalance: members must rejoin before the rebalance timeout.
     pub fn prepare_rebalance(&mut self, timing: Timing, now: Instant) {
         let initial = self.state == GroupState::Empty;
@@ -443,14 +454,7 @@ impl Group {
         }
         self.state = GroupState::PreparingRebalance;
         self.sync_deadline = None;
-        let timeout = self
-            .members
-            .iter()
-            .map(|m| m.rebalance_timeout_ms)
-            .max()
-            .unwrap_or(0)
-            .max(0) as u64;
-        let deadline = now + Duration::from_millis(timeout);
+        let deadline = now + self.rebalance_timeout();
         self.rebalance_deadline = Some(deadline);
         self.initial_deadline =
             initial.then(|| (now + timing.initial_rebalance_delay).min(deadline));
@@ -508,14 +512,7 @@ impl Group {
         let leader = self.leader.clone().unwrap_or_default();
         let roster = self.roster();
         self.state = GroupState::CompletingRebalance;
-        let timeout = self
-            .members
-            .iter()
-            .map(|m| m.rebalance_timeout_ms)
-            .max()
-            .unwrap_or(0)
-            .max(0) as u64;
-        self.sync_deadline = Some(now + Duration::from_millis(timeout));
+        self.sync_deadline = Some(now + self.rebalance_timeout());
         for m in &mut self.members {
             m.last_seen = now;
             m.assignment = Bytes::new();

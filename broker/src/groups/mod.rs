@@ -449,21 +449,7 @@ impl GroupCoordinator {
         if !group.members.is_empty() {
             return errors::NON_EMPTY_GROUP;
         }
-        let mut entries: Vec<Entry> = group
-            .offsets
-            .keys()
-            .map(|(topic, partition)| Entry::Offset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition: *partition,
-                value: None,
-            })
-            .collect();
-        entries.push(Entry::Group {
-            group: group_id.to_string(),
-            value: None,
-        });
-        if let Err(e) = offsets_log::append(&self.log, &entries) {
+        if let Err(e) = offsets_log::append(&self.log, &tombstones(group)) {
             tracing::error!(group = group_id, error = %e, "cannot delete group");
             return errors::KAFKA_STORAGE_ERROR;
         }
@@ -530,27 +516,32 @@ impl GroupCoordinator {
         }
         for id in expired_groups {
             if let Some(group) = groups.get(&id) {
-                let mut entries: Vec<Entry> = group
-                    .offsets
-                    .keys()
-                    .map(|(topic, partition)| Entry::Offset {
-                        group: id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        value: None,
-                    })
-                    .collect();
-                entries.push(Entry::Group {
-                    group: id.clone(),
-                    value: None,
-                });
-                if offsets_log::append(&self.log, &entries).is_ok() {
+                if offsets_log::append(&self.log, &tombstones(group)).is_ok() {
                     tracing::info!(group = %id, "expired empty group and its offsets");
                     groups.remove(&id);
                 }
             }
         }
     }
+}
+
+/// Records deleting a group: a tombstone for each committed offset, then for its metadata.
+fn tombstones(group: &Group) -> Vec<Entry> {
+    let mut entries: Vec<Entry> = group
+        .offsets
+        .keys()
+        .map(|(topic, partition)| Entry::Offset {
+            group: group.id.clone(),
+            topic: topic.clone(),
+            partition: *partition,
+            value: None,
+        })
+        .collect();
+    entries.push(Entry::Group {
+        group: group.id.clone(),
+        value: None,
+    });
+    entries
 }
 
 /// Topics the members of a consumer group subscribe to (from their subscription metadata).

@@ -33,6 +33,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The range served for `api`, if implemented.
@@ -120,6 +121,7 @@ mod tests {
             ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
             ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
             ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
+            ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
             other => panic!("{other:?} is advertised but has no default request in this test"),
         }
     }

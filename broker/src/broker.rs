@@ -42,6 +42,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
     /// Host advertised in Metadata.
     pub advertised_host: String,
     /// Port advertised in Metadata.
@@ -118,6 +120,7 @@ impl Broker {
             store: Arc::new(store),
             appends: AppendSignals::default(),
             fetch_sessions: FetchSessions::default(),
+            producer_ids: Default::default(),
             config,
         };
         broker.reconcile()?;

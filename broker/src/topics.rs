@@ -39,6 +39,9 @@ struct Snapshot {
     topics: BTreeMap<String, TopicMeta>,
     #[serde(default)]
     broker_configs: BrokerConfigLayers,
+    /// First producer id not yet reserved (InitProducerId reserves them in blocks).
+    #[serde(default)]
+    next_producer_id: i64,
 }
 
 /// Why a topic operation was refused; maps to a Kafka error code.
@@ -126,6 +129,7 @@ pub struct TopicRegistry {
 struct State {
     topics: BTreeMap<String, TopicMeta>,
     broker_configs: BrokerConfigLayers,
+    next_producer_id: i64,
 }
 
 const FILE_NAME: &str = "cluster-metadata.json";
@@ -155,6 +159,7 @@ impl TopicRegistry {
             state: RwLock::new(State {
                 topics: snapshot.topics,
                 broker_configs: snapshot.broker_configs,
+                next_producer_id: snapshot.next_producer_id.max(0),
             }),
         };
         registry.persist(&registry.state.read())?;
@@ -262,6 +267,18 @@ impl TopicRegistry {
         })
     }
 
+    /// Reserves `count` producer ids and persists the new high mark before returning the
+    /// first, so no id is handed out twice, even across restarts.
+    pub fn reserve_producer_ids(&self, count: i64) -> Result<i64, TopicError> {
+        self.mutate(|state| {
+            let first = state.next_producer_id;
+            state.next_producer_id = first
+                .checked_add(count)
+                .ok_or_else(|| TopicError::Storage("producer ids are exhausted".to_string()))?;
+            Ok(first)
+        })
+    }
+
     /// Runs `change` on the state under the write lock and persists the result; if `change`
     /// fails or the file cannot be written, the state is left as it was.
     fn mutate<T>(
@@ -283,11 +300,13 @@ impl TopicRegistry {
             cluster_id: &'a str,
             topics: &'a BTreeMap<String, TopicMeta>,
             broker_configs: &'a BrokerConfigLayers,
+            next_producer_id: i64,
         }
         let bytes = serde_json::to_vec_pretty(&SnapshotRef {
             cluster_id: &self.cluster_id,
             topics: &state.topics,
             broker_configs: &state.broker_configs,
+            next_producer_id: state.next_producer_id,
         })?;
         checkpoint::write_atomically(&self.path, &bytes)?;
         Ok(())

@@ -53,6 +53,13 @@ pub enum StorageError {
     /// The log was closed (deleted topic or shutdown) while the operation was under way.
     #[error("the partition log is closed")]
     Closed,
+    /// An idempotent producer's batch does not continue its sequence (a gap, a reorder, or
+    /// an unknown producer not starting at 0).
+    #[error("out of order sequence number: {0}")]
+    OutOfOrderSequence(String),
+    /// An idempotent producer's epoch is older than one already seen: it has been fenced.
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
 }
 
 impl StorageError {
@@ -76,6 +83,8 @@ impl StorageError {
             StorageError::InvalidConfig(_) => 40,       // INVALID_CONFIG
             StorageError::Io { .. } => 56,              // KAFKA_STORAGE_ERROR
             StorageError::Closed => 56,                 // KAFKA_STORAGE_ERROR
+            StorageError::OutOfOrderSequence(_) => 45,  // OUT_OF_ORDER_SEQUENCE_NUMBER
+            StorageError::InvalidProducerEpoch(_) => 47, // INVALID_PRODUCER_EPOCH
         }
     }
 }

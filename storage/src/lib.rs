@@ -19,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod index;
 pub mod partition;
+pub mod producer_state;
 pub mod record;
 pub mod recovery;
 pub mod retention;

@@ -16,6 +16,7 @@ use crate::batch::{self, batch_size_at, TimestampType, ValidatedBatch, BATCH_HEA
 use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
+use crate::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::segment::{BatchPlacement, Segment, SegmentSettings};
 use crate::slice::FileSlice;
 
@@ -70,6 +71,9 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     /// Records appended.
     pub record_count: i64,
+    /// True when every batch was a retry of an idempotent producer's batch already in the
+    /// log: nothing was written and the offsets are those of the original append.
+    pub duplicate: bool,
 }
 
 /// What a read returned, with the offsets a fetch response reports.
@@ -91,13 +95,23 @@ pub struct PartitionLog {
     pub(crate) dir: PathBuf,
     config: RwLock<Arc<LogConfig>>,
     pub(crate) segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
-    /// Serialises appends; holds messages written since the last fsync.
-    writer: Mutex<i64>,
+    /// Serialises appends; holds messages written since the last fsync and the
+    /// idempotent-producer state.
+    writer: Mutex<WriterState>,
     /// Serialises retention, compaction and DeleteRecords, which remove segments.
     pub(crate) maintenance: Mutex<()>,
     log_start: AtomicI64,
     last_flush_ms: AtomicI64,
     closed: AtomicBool,
+}
+
+/// What the writer lock guards.
+#[derive(Debug, Default)]
+struct WriterState {
+    /// Messages written since the last fsync.
+    unflushed: i64,
+    /// Idempotent producers' epochs and recent batches (rebuilt from the log on open).
+    producers: ProducerStateTable,
 }
 
 impl fmt::Debug for PartitionLog {
@@ -148,12 +162,23 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end);
+        // Producer state is not snapshotted: it is rebuilt from the batch headers of every
+        // segment, after the tail segment was recovered (see producer_state).
+        let mut producers = ProducerStateTable::default();
+        for segment in segments.values() {
+            for (_, header) in segment.batch_headers()? {
+                producers.load(&header);
+            }
+        }
         Ok(PartitionLog {
             topic_partition,
             dir: dir.to_path_buf(),
             config: RwLock::new(Arc::new(config)),
             segments: RwLock::new(segments),
-            writer: Mutex::new(0),
+            writer: Mutex::new(WriterState {
+                unflushed: 0,
+                producers,
+            }),
             maintenance: Mutex::new(()),
             log_start: AtomicI64::new(log_start),
             last_flush_ms: AtomicI64::new(now_ms),
@@ -229,6 +254,12 @@ impl PartitionLog {
     /// assigned by rewriting each batch's baseOffset in a copy of its 61-byte header (and,
     /// for LogAppendTime topics, its timestamps and CRC); the record bytes are written from
     /// `records` as they are, never copied. Nothing is written unless every batch is valid.
+    ///
+    /// Batches of idempotent producers (producerId >= 0) are checked, under the writer lock
+    /// and in order, against the partition's producer state (see [`crate::producer_state`]):
+    /// a retry of a recently appended batch writes nothing and returns the original offsets
+    /// with `duplicate` set; a stale epoch is INVALID_PRODUCER_EPOCH, a sequence gap
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER. An append mixing retries with new batches is refused.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
@@ -237,11 +268,44 @@ impl PartitionLog {
         let validated = split_and_validate(records, &config, now_ms)?;
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
-        let mut unflushed = self.writer.lock();
+        let mut writer = self.writer.lock();
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
+        let writer = &mut *writer;
         let base_offset = self.log_end_offset();
+        // Each batch is checked against the state the earlier ones leave, at the offsets
+        // they will get if none is a duplicate (otherwise nothing is written).
+        let mut pending = writer.producers.begin();
+        let mut duplicates = Vec::new();
+        let mut next = base_offset;
+        for v in &validated {
+            let last_offset = next + i64::from(v.header.last_offset_delta);
+            match pending.check(&v.header)? {
+                SequenceCheck::Duplicate(original) => duplicates.push(original),
+                SequenceCheck::Append => pending.record(&v.header, next, last_offset),
+            }
+            next = last_offset + 1;
+        }
+        let changes = pending.into_changes();
+        if let (Some(first), Some(last)) = (duplicates.first(), duplicates.last()) {
+            if duplicates.len() != validated.len() {
+                return Err(StorageError::OutOfOrderSequence(format!(
+                    "{} of the {} batches are retries of batches already appended and the \
+                     others are not; send retried batches on their own",
+                    duplicates.len(),
+                    validated.len()
+                )));
+            }
+            return Ok(AppendInfo {
+                base_offset: first.base_offset,
+                last_offset: last.last_offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset(),
+                record_count: 0,
+                duplicate: true,
+            });
+        }
         let mut next = base_offset;
         let mut placements = Vec::with_capacity(validated.len());
         let mut headers: Vec<[u8; BATCH_HEADER_LEN]> = Vec::with_capacity(validated.len());
@@ -297,10 +361,11 @@ impl PartitionLog {
             active = self.roll(&active, now_ms, &config)?;
         }
         active.append(&parts, &placements)?;
-        *unflushed += next - base_offset;
-        if *unflushed >= config.flush_messages {
+        changes.apply(&mut writer.producers);
+        writer.unflushed += next - base_offset;
+        if writer.unflushed >= config.flush_messages {
             active.flush()?;
-            *unflushed = 0;
+            writer.unflushed = 0;
             self.last_flush_ms.store(now_ms, Ordering::Release);
         }
         Ok(AppendInfo {
@@ -309,6 +374,7 @@ impl PartitionLog {
             log_append_time: if log_append { now_ms } else { -1 },
             log_start_offset: self.log_start_offset(),
             record_count: next - base_offset,
+            duplicate: false,
         })
     }
 
@@ -504,15 +570,15 @@ impl PartitionLog {
     /// The fsync runs outside the writer lock, so appends go on meanwhile.
     pub fn flush(&self, now_ms: i64) -> Result<()> {
         let (pending, active) = {
-            let mut unflushed = self.writer.lock();
-            (std::mem::take(&mut *unflushed), self.active_segment())
+            let mut writer = self.writer.lock();
+            (std::mem::take(&mut writer.unflushed), self.active_segment())
         };
         self.last_flush_ms.store(now_ms, Ordering::Release);
         if pending == 0 {
             return Ok(());
         }
         active.flush().inspect_err(|_| {
-            *self.writer.lock() += pending;
+            self.writer.lock().unflushed += pending;
         })
     }
 

@@ -12,8 +12,9 @@ same small surface, so a test is written once and parametrised over clients:
         a.create_topic(topic, 3, {"max.message.bytes": "10000"})
 
 These tests are about produce, fetch, offsets and admin, so consumers assign partitions
-explicitly and never join a group or commit, and producers are not idempotent (sluice has no
-InitProducerId yet; kafka-python 3 enables idempotence by default, so it is turned off). Errors are
+explicitly and never join a group or commit, and producers are not idempotent unless a test
+asks for it with `producer(..., idempotent=True)` (kafka-python 3 enables idempotence by
+default; the adapters turn it off so the other tests do not depend on it). Errors are
 reported as `KafkaFailure(code, name, message)`: `code` is the Kafka protocol error code
 when the client exposes it (librdkafka's local errors are negative), `name` is the
 client's own name for it, so a failing assertion shows exactly what the user would see.
@@ -142,11 +143,12 @@ class ConfluentClient:
 
     @contextmanager
     def producer(self, bootstrap: str, acks: int = -1, compression: str | None = None,
-                 linger_ms: int = 20, timeout_ms: int = 30000, **extra):
+                 linger_ms: int = 20, timeout_ms: int = 30000, idempotent: bool = False,
+                 **extra):
         from confluent_kafka import Producer
         conf = {"bootstrap.servers": bootstrap, "acks": str(acks),
                 "compression.type": compression or "none", "linger.ms": linger_ms,
-                "enable.idempotence": False, "message.timeout.ms": timeout_ms,
+                "enable.idempotence": idempotent, "message.timeout.ms": timeout_ms,
                 "request.timeout.ms": min(timeout_ms, 30000), **extra}
         p = Producer(conf)
         try:
@@ -371,12 +373,13 @@ class KafkaPythonClient:
 
     @contextmanager
     def producer(self, bootstrap: str, acks: int = -1, compression: str | None = None,
-                 linger_ms: int = 20, timeout_ms: int = 30000, **extra):
+                 linger_ms: int = 20, timeout_ms: int = 30000, idempotent: bool = False,
+                 **extra):
         from kafka import KafkaProducer
-        # kafka-python 3 enables idempotence by default (KIP-679); sluice has no InitProducerId.
+        # kafka-python 3 enables idempotence by default (KIP-679); off unless asked for.
         p = KafkaProducer(bootstrap_servers=bootstrap, acks="all" if acks == -1 else acks,
                           compression_type=compression, linger_ms=linger_ms,
-                          enable_idempotence=False, delivery_timeout_ms=timeout_ms,
+                          enable_idempotence=idempotent, delivery_timeout_ms=timeout_ms,
                           request_timeout_ms=max(1000, min(timeout_ms, 30000) - linger_ms - 1),
                           max_block_ms=timeout_ms,
                           **extra)
@@ -587,14 +590,15 @@ class AioKafkaClient:
 
     @contextmanager
     def producer(self, bootstrap: str, acks: int = -1, compression: str | None = None,
-                 linger_ms: int = 20, timeout_ms: int = 30000, **extra):
+                 linger_ms: int = 20, timeout_ms: int = 30000, idempotent: bool = False,
+                 **extra):
         from aiokafka import AIOKafkaProducer
         loop = _Loop()
 
         async def start():
             p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all" if acks == -1 else acks,
                                  compression_type=compression, linger_ms=linger_ms,
-                                 enable_idempotence=False,
+                                 enable_idempotence=idempotent,
                                  request_timeout_ms=min(timeout_ms, 30000), **extra)
             await p.start()
             return p

@@ -28,8 +28,10 @@ def varint(v: int) -> bytes:
 
 
 def record_batch(records: list[tuple[bytes | None, bytes | None]], ts: int = 1_700_000_000_000,
-                 pad_value_to: int = 0) -> bytes:
-    """An uncompressed v2 batch of (key, value) records with a correct CRC."""
+                 pad_value_to: int = 0, producer_id: int = -1, producer_epoch: int = -1,
+                 base_sequence: int = -1) -> bytes:
+    """An uncompressed v2 batch of (key, value) records with a correct CRC; an idempotent
+    producer's batch when `producer_id` (with its epoch and first sequence) is given."""
     body = bytearray()
     for i, (key, value) in enumerate(records):
         if pad_value_to and value is not None:
@@ -39,7 +41,8 @@ def record_batch(records: list[tuple[bytes | None, bytes | None]], ts: int = 1_7
         rec += varint(-1) if value is None else varint(len(value)) + value
         rec += varint(0)
         body += varint(len(rec)) + rec
-    after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, ts, ts, -1, -1, -1, len(records)) + body
+    after_crc = struct.pack(">hiqqqhii", 0, len(records) - 1, ts, ts, producer_id, producer_epoch,
+                            base_sequence, len(records)) + body
     crc = crc32c(after_crc)
     after_len = struct.pack(">ib", -1, 2) + struct.pack(">I", crc) + after_crc
     return struct.pack(">qi", 0, len(after_len)) + after_len

@@ -81,10 +81,12 @@ pub async fn handle(
     let mut results: Vec<Option<Result<AppendInfo, StorageError>>> =
         (0..work.len()).map(|_| None).collect();
     for (i, tp, result) in appended {
-        if result.is_ok() {
-            broker.appends.notify(&tp);
-        } else if let Err(e) = &result {
-            tracing::debug!(partition = %tp, error = %e, "produce refused");
+        match &result {
+            Ok(info) if info.duplicate => {
+                tracing::debug!(partition = %tp, base_offset = info.base_offset, "duplicate batch of an idempotent producer acknowledged");
+            }
+            Ok(_) => broker.appends.notify(&tp),
+            Err(e) => tracing::debug!(partition = %tp, error = %e, "produce refused"),
         }
         results[i] = Some(result);
     }
@@ -102,6 +104,8 @@ pub async fn handle(
                 p.error_code = code;
                 None
             }
+            // A retried batch of an idempotent producer that is already in the log is
+            // acknowledged with NONE and its original base offset, as Kafka does.
             (Ok(_), Some(Ok(info))) => {
                 p.base_offset = info.base_offset;
                 p.log_append_time_ms = info.log_append_time;

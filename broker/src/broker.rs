@@ -131,6 +131,17 @@ impl Broker {
     /// missing partition logs, a partition directory with no registered topic is adopted
     /// (metadata lost) with a warning rather than ignored.
     fn reconcile(&self) -> anyhow::Result<()> {
+        for name in self.topics.pending_deletions() {
+            for log in self.store.all() {
+                if log.topic_partition().topic == name {
+                    self.store.delete(log.topic_partition())?;
+                }
+            }
+            self.topics
+                .finish_deletion(&name)
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            tracing::info!(topic = %name, "finished deleting a topic interrupted by a stop");
+        }
         for meta in self.topics.all() {
             let config = self.topic_log_config(&meta.name);
             for p in 0..meta.partitions {
@@ -273,8 +284,13 @@ impl Broker {
             }
             deleting.lock().remove(&topic);
         });
-        if let Err(e) = removal.await {
-            tracing::error!(topic = %name, error = %e, "deleting partition files failed");
+        match removal.await {
+            Ok(()) => {
+                if let Err(e) = self.topics.finish_deletion(name) {
+                    tracing::error!(topic = %name, error = %e, "could not record the finished deletion");
+                }
+            }
+            Err(e) => tracing::error!(topic = %name, error = %e, "deleting partition files failed"),
         }
         for p in 0..partitions {
             self.appends.forget(&TopicPartition::new(name, p));

@@ -4,7 +4,7 @@
 //! It is the broker's cluster metadata, kept in `<data_dir>/cluster-metadata.json` and
 //! rewritten atomically on every change, so topics and configs survive restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
@@ -42,6 +42,9 @@ struct Snapshot {
     /// First producer id not yet reserved (InitProducerId reserves them in blocks).
     #[serde(default)]
     next_producer_id: i64,
+    /// Topics removed whose partition directories may still exist (deleted on start).
+    #[serde(default)]
+    deleting: BTreeSet<String>,
 }
 
 /// Why a topic operation was refused; maps to a Kafka error code.
@@ -130,6 +133,7 @@ struct State {
     topics: BTreeMap<String, TopicMeta>,
     broker_configs: BrokerConfigLayers,
     next_producer_id: i64,
+    deleting: BTreeSet<String>,
 }
 
 const FILE_NAME: &str = "cluster-metadata.json";
@@ -160,6 +164,7 @@ impl TopicRegistry {
                 topics: snapshot.topics,
                 broker_configs: snapshot.broker_configs,
                 next_producer_id: snapshot.next_producer_id.max(0),
+                deleting: snapshot.deleting,
             }),
         };
         registry.persist(&registry.state.read())?;
@@ -232,12 +237,30 @@ impl TopicRegistry {
     }
 
     /// Removes a topic.
+    /// Removes a topic and records, in the same write, that its partition directories are
+    /// being deleted: a crash before they are gone cannot bring the topic back, because the
+    /// next start deletes them instead of adopting them. [`Self::finish_deletion`] clears it.
     pub fn remove(&self, name: &str) -> Result<TopicMeta, TopicError> {
         self.mutate(|state| {
-            state
+            let meta = state
                 .topics
                 .remove(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string()))
+                .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+            state.deleting.insert(name.to_string());
+            Ok(meta)
+        })
+    }
+
+    /// Topics whose partition directories were being deleted when the broker last stopped.
+    pub fn pending_deletions(&self) -> Vec<String> {
+        self.state.read().deleting.iter().cloned().collect()
+    }
+
+    /// Records that a removed topic's directories are gone.
+    pub fn finish_deletion(&self, name: &str) -> Result<(), TopicError> {
+        self.mutate(|state| {
+            state.deleting.remove(name);
+            Ok(())
         })
     }
 
@@ -301,12 +324,14 @@ impl TopicRegistry {
             topics: &'a BTreeMap<String, TopicMeta>,
             broker_configs: &'a BrokerConfigLayers,
             next_producer_id: i64,
+            deleting: &'a BTreeSet<String>,
         }
         let bytes = serde_json::to_vec_pretty(&SnapshotRef {
             cluster_id: &self.cluster_id,
             topics: &state.topics,
             broker_configs: &state.broker_configs,
             next_producer_id: state.next_producer_id,
+            deleting: &state.deleting,
         })?;
         checkpoint::write_atomically(&self.path, &bytes)?;
         Ok(())
@@ -389,5 +414,31 @@ mod tests {
         reg.set_broker_configs("<default>", BTreeMap::new())
             .unwrap();
         assert!(reg.broker_configs("<default>").is_empty());
+    }
+
+    #[test]
+    fn a_removed_topic_stays_pending_until_its_deletion_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        reg.create(TopicMeta {
+            name: "gone".into(),
+            id: Uuid::new_v4(),
+            partitions: 1,
+            replication_factor: 1,
+            configs: BTreeMap::new(),
+        })
+        .unwrap();
+        reg.remove("gone").unwrap();
+        drop(reg);
+        // A crash here: the next start sees the deletion still pending.
+        let reg = TopicRegistry::open(dir.path()).unwrap();
+        assert!(reg.get("gone").is_none());
+        assert_eq!(reg.pending_deletions(), vec!["gone".to_string()]);
+        reg.finish_deletion("gone").unwrap();
+        drop(reg);
+        assert!(TopicRegistry::open(dir.path())
+            .unwrap()
+            .pending_deletions()
+            .is_empty());
     }
 }

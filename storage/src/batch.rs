@@ -307,6 +307,22 @@ fn check_timestamp(ts: i64, limits: &ValidationLimits, now_ms: i64) -> Result<()
     Ok(())
 }
 
+/// The record area of a stored batch, decompressed when the batch is compressed (borrowed
+/// as it is otherwise). `limit` bounds the decompressed size.
+pub fn record_area<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+    limit: usize,
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    let area = batch
+        .get(BATCH_HEADER_LEN..)
+        .ok_or_else(|| StorageError::CorruptMessage("batch shorter than its header".into()))?;
+    match header.compression()? {
+        Compression::None => Ok(std::borrow::Cow::Borrowed(area)),
+        codec => Ok(std::borrow::Cow::Owned(codec.decompress(area, limit)?)),
+    }
+}
+
 /// Sets the base offset of the batch at `batch[0..]` (outside the CRC).
 pub fn set_base_offset(batch: &mut [u8], base_offset: i64) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());

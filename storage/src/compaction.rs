@@ -12,10 +12,9 @@ use std::fs::FileTimes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::batch::{BatchHeader, BATCH_HEADER_LEN};
+use crate::batch::BatchHeader;
 use crate::builder::BatchBuilder;
 use crate::checkpoint;
-use crate::compression::Compression;
 use crate::error::{Result, StorageError};
 use crate::partition::{settings_of, PartitionLog};
 use crate::record::{Record, RecordIter};
@@ -39,22 +38,11 @@ pub struct CompactionStats {
     pub bytes_after: u64,
 }
 
-fn decoded_records(header: &BatchHeader, batch: &[u8]) -> Result<Vec<u8>> {
-    let codec = header.compression()?;
-    let area = &batch[BATCH_HEADER_LEN..];
-    if codec == Compression::None {
-        Ok(area.to_vec())
-    } else {
-        codec.decompress(area, usize::MAX >> 1)
-    }
-}
-
-fn mtime_ms(segment: &Segment) -> i64 {
-    std::fs::metadata(segment.log_path())
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
+fn decoded_records<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>> {
+    crate::batch::record_area(batch, header, usize::MAX >> 1)
 }
 
 impl PartitionLog {
@@ -126,8 +114,8 @@ impl PartitionLog {
         let mut removed = 0u64;
         let mut newest_mtime = 0;
         for segment in group {
-            let expire_tombstones = mtime_ms(segment) < tombstone_horizon;
-            newest_mtime = newest_mtime.max(mtime_ms(segment));
+            let expire_tombstones = segment.modified_ms() < tombstone_horizon;
+            newest_mtime = newest_mtime.max(segment.modified_ms());
             for (position, header) in segment.batch_headers()? {
                 let batch = segment.read_batch(position, &header)?;
                 let kept = if header.is_control() {

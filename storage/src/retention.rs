@@ -2,7 +2,6 @@
 //! oldest first, and the log start offset moves up to the first remaining segment.
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use crate::error::Result;
 use crate::partition::PartitionLog;
@@ -15,11 +14,7 @@ fn newest_ms(segment: &Segment) -> i64 {
     if ts >= 0 {
         return ts;
     }
-    std::fs::metadata(segment.log_path())
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_millis() as i64)
+    segment.modified_ms()
 }
 
 impl PartitionLog {

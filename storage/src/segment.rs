@@ -435,6 +435,16 @@ impl Segment {
         now_ms.saturating_sub(self.roll_base_ms)
     }
 
+    /// When the `.log` file was last modified (ms since the epoch; 0 if unknown). Retention
+    /// falls back on it for records without timestamps; compaction times tombstones with it.
+    pub fn modified_ms(&self) -> i64 {
+        std::fs::metadata(&self.log_path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
     /// Number of entries in the offset index.
     pub fn index_entries(&self) -> usize {
         self.offset_index.len()
@@ -712,16 +722,8 @@ fn first_record_at_or_after(
     timestamp: i64,
     min_offset: i64,
 ) -> Result<Option<(i64, i64)>> {
-    let compression = header.compression()?;
-    let area = &batch[BATCH_HEADER_LEN..];
-    let decompressed;
-    let records = if compression == crate::compression::Compression::None {
-        area
-    } else {
-        decompressed = compression.decompress(area, usize::MAX >> 1)?;
-        &decompressed[..]
-    };
-    for record in RecordIter::new(records, header.record_count.max(0) as usize) {
+    let records = crate::batch::record_area(batch, header, usize::MAX >> 1)?;
+    for record in RecordIter::new(&records, header.record_count.max(0) as usize) {
         let record = record?;
         let ts = header.base_timestamp.saturating_add(record.timestamp_delta);
         let offset = header.base_offset + i64::from(record.offset_delta);
@@ -735,17 +737,9 @@ fn first_record_at_or_after(
 /// Largest timestamp of the records of a CreateTime batch whose offset is at least
 /// `min_offset`, -1 if none.
 fn max_record_timestamp_from(batch: &[u8], header: &BatchHeader, min_offset: i64) -> Result<i64> {
-    let compression = header.compression()?;
-    let area = &batch[BATCH_HEADER_LEN..];
-    let decompressed;
-    let records = if compression == crate::compression::Compression::None {
-        area
-    } else {
-        decompressed = compression.decompress(area, usize::MAX >> 1)?;
-        &decompressed[..]
-    };
+    let records = crate::batch::record_area(batch, header, usize::MAX >> 1)?;
     let mut max = -1;
-    for record in RecordIter::new(records, header.record_count.max(0) as usize) {
+    for record in RecordIter::new(&records, header.record_count.max(0) as usize) {
         let record = record?;
         if header.base_offset + i64::from(record.offset_delta) >= min_offset {
             max = max.max(header.base_timestamp.saturating_add(record.timestamp_delta));

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use sluice_storage::batch::{batch_size_at, BatchHeader, BATCH_HEADER_LEN};
+use sluice_storage::batch::{batch_size_at, record_area, BatchHeader};
 use sluice_storage::record::RecordIter;
-use sluice_storage::{now_ms, BatchBuilder, Compression, PartitionLog, StorageError};
+use sluice_storage::{now_ms, BatchBuilder, PartitionLog, StorageError};
 
 use super::CommittedOffset;
 
@@ -317,13 +317,7 @@ pub fn load(log: &Arc<PartitionLog>) -> Result<Vec<Entry>, StorageError> {
             if header.is_control() {
                 continue;
             }
-            let codec = header.compression()?;
-            let area = &batch[BATCH_HEADER_LEN..];
-            let records = if codec == Compression::None {
-                area.to_vec()
-            } else {
-                codec.decompress(area, 256 << 20)?
-            };
+            let records = record_area(batch, &header, 256 << 20)?;
             for record in RecordIter::new(&records, header.record_count.max(0) as usize) {
                 let record = record?;
                 if let Some(entry) = record.key.and_then(|k| decode(k, record.value)) {

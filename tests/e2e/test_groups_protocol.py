@@ -326,6 +326,10 @@ def test_member_that_does_not_rejoin_within_the_rebalance_timeout_is_dropped(b):
     laggard = c if leader is a else a
     pending = leader.join_send()  # the leader rejoins: a rebalance starts
     start = time.time()
+    # The join travels on another connection; the first heartbeat may overtake it.
+    while laggard.heartbeat() != REBALANCE_IN_PROGRESS:
+        assert time.time() - start < 1.0, "the rebalance did not start"
+        time.sleep(0.02)
     while time.time() - start < 1.0:  # the laggard heartbeats, but does not rejoin
         assert laggard.heartbeat() == REBALANCE_IN_PROGRESS
         time.sleep(0.2)

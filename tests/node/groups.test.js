@@ -14,19 +14,22 @@ const assert = require('node:assert/strict')
 const { describe, test } = require('node:test')
 const { AssignerProtocol } = require('kafkajs')
 
-const { useBroker, uniqueTopic, waitFor, errorTypes, GROUP_TEST_ENV } = require('./support')
+const {
+  useBroker,
+  uniqueTopic,
+  uniqueGroup,
+  consumedRecord,
+  committed,
+  waitCommitted,
+  highWatermarks,
+  waitFor,
+  errorTypes,
+  GROUP_TEST_ENV,
+} = require('./support')
 const { sleep } = require('./broker')
-
-/** Group ids are names unique within this process, like topics. */
-const uniqueGroup = uniqueTopic
 
 /** Explicit CreateTime timestamps: an hour ago, one millisecond apart (inside retention). */
 const BASE_TS = Date.now() - 3600 * 1000
-
-const text = (v) => (v == null ? v : Array.isArray(v) ? v.map(text) : v.toString())
-/** kafkajs message headers (Buffers, arrays of them for repeated names) as strings. */
-const headerStrings = (headers) =>
-  Object.fromEntries(Object.entries(headers || {}).map(([name, value]) => [name, text(value)]))
 
 const range = (n) => Array.from({ length: n }, (_, i) => i)
 const byNumber = (a, b) => a - b
@@ -77,17 +80,10 @@ async function startMember(ctx, { groupId, topic, name, timeline = [], options =
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
   await consumer.run({
     eachMessage: async ({ partition, message }) => {
-      const offset = Number(message.offset)
-      member.messages.push({
-        partition,
-        offset,
-        key: text(message.key),
-        value: text(message.value),
-        timestamp: message.timestamp,
-        headers: headerStrings(message.headers),
-      })
-      timeline.push({ type: 'message', member: name, session: member.session, partition, offset })
-      if (onMessage) await onMessage(member.messages[member.messages.length - 1])
+      const record = consumedRecord(partition, message)
+      member.messages.push(record)
+      timeline.push({ type: 'message', member: name, session: member.session, partition, offset: record.offset })
+      if (onMessage) await onMessage(record)
     },
   })
   return member
@@ -96,32 +92,6 @@ async function startMember(ctx, { groupId, topic, name, timeline = [], options =
 /** Offsets of `messages` on each partition, in the order they were processed. */
 function offsetsByPartition(messages, partitions) {
   return range(partitions).map((p) => messages.filter((m) => m.partition === p).map((m) => m.offset))
-}
-
-/** The group's committed offsets of `topic` by partition (-1: none), via OffsetFetch. */
-async function committed(admin, groupId, topic) {
-  const [result] = await admin.fetchOffsets({ groupId, topics: [topic] })
-  assert.equal(result.topic, topic)
-  return [...result.partitions].sort((a, b) => a.partition - b.partition).map((p) => Number(p.offset))
-}
-
-/** The high watermark of each partition of `topic`. */
-async function highWatermarks(admin, topic) {
-  const offsets = await admin.fetchTopicOffsets(topic)
-  return [...offsets].sort((a, b) => a.partition - b.partition).map((p) => Number(p.high))
-}
-
-/** Waits until the group's committed offsets of `topic` are `expected` (by partition). */
-async function waitCommitted(admin, groupId, topic, expected) {
-  let last = null
-  await waitFor(
-    `committed offsets ${JSON.stringify(expected)}`,
-    async () => {
-      last = await committed(admin, groupId, topic)
-      return JSON.stringify(last) === JSON.stringify(expected)
-    },
-    { state: () => last }
-  )
 }
 
 /** DescribeGroups of one group. */

@@ -5,6 +5,7 @@
 // client that reads back what kafkajs wrote, and what consumer-group tests need (a broker
 // environment with short group timings, consumers with matching timeouts, polling).
 
+const assert = require('node:assert/strict')
 const { execFile } = require('node:child_process')
 const net = require('node:net')
 const { before, after, afterEach } = require('node:test')
@@ -273,9 +274,58 @@ function errorTypes(e) {
   return [...types]
 }
 
+/** The group's committed offsets of `topic` by partition (-1: none), via OffsetFetch. */
+async function committed(admin, groupId, topic) {
+  const [result] = await admin.fetchOffsets({ groupId, topics: [topic] })
+  assert.equal(result.topic, topic)
+  return [...result.partitions].sort((a, b) => a.partition - b.partition).map((p) => Number(p.offset))
+}
+
+/** The high watermark of each partition of `topic`. */
+async function highWatermarks(admin, topic) {
+  const offsets = await admin.fetchTopicOffsets(topic)
+  return [...offsets].sort((a, b) => a.partition - b.partition).map((p) => Number(p.high))
+}
+
+/** Waits until the group's committed offsets of `topic` are `expected` (by partition). */
+async function waitCommitted(admin, groupId, topic, expected) {
+  let last = null
+  await waitFor(
+    `committed offsets ${JSON.stringify(expected)}`,
+    async () => {
+      last = await committed(admin, groupId, topic)
+      return JSON.stringify(last) === JSON.stringify(expected)
+    },
+    { state: () => last }
+  )
+}
+
+/** The low watermark (log start offset) of each partition of `topic`. */
+async function lowWatermarks(admin, topic) {
+  const offsets = await admin.fetchTopicOffsets(topic)
+  return [...offsets].sort((a, b) => a.partition - b.partition).map((p) => Number(p.low))
+}
+
 /** A topic name unique within this process. */
 let topicSeq = 0
 const uniqueTopic = (prefix) => `${prefix}-${process.pid}-${++topicSeq}`
+/** Group ids are names unique within this process, like topics. */
+const uniqueGroup = uniqueTopic
+
+/** A Buffer (or null, or an array of them, as kafkajs gives repeated headers) as strings. */
+const text = (v) => (v == null ? v : Array.isArray(v) ? v.map(text) : v.toString())
+/** kafkajs message headers (Buffers, arrays of them for repeated names) as strings. */
+const headerStrings = (headers) =>
+  Object.fromEntries(Object.entries(headers || {}).map(([name, value]) => [name, text(value)]))
+/** What a kafkajs consumer saw of a record, in a form easy to compare. */
+const consumedRecord = (partition, message) => ({
+  partition,
+  offset: Number(message.offset),
+  key: text(message.key),
+  value: text(message.value),
+  timestamp: message.timestamp,
+  headers: headerStrings(message.headers),
+})
 
 module.exports = {
   API,
@@ -287,6 +337,14 @@ module.exports = {
   runKcat,
   kcatRead,
   uniqueTopic,
+  uniqueGroup,
+  text,
+  headerStrings,
+  consumedRecord,
+  committed,
+  waitCommitted,
+  highWatermarks,
+  lowWatermarks,
   waitFor,
   errorTypes,
   GROUP_TEST_ENV,

@@ -44,6 +44,18 @@ async fn produce(broker: &Broker, topic: &str, values: std::ops::Range<usize>) {
     }
 }
 
+/// Every config entry of a topic, as DescribeConfigs reports them.
+async fn describe_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> rdkafka::admin::ConfigResource {
+    let mut described = admin
+        .describe_configs(&[ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await
+        .unwrap();
+    described.remove(0).unwrap()
+}
+
 /// The first `n` (offset, value) pairs read from partition 0, starting at `start`.
 fn read(broker: &Broker, topic: &str, start: Offset, reset: &str, n: usize) -> Vec<(i64, String)> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -78,11 +90,7 @@ async fn topics_are_created_described_altered_and_deleted() {
     for r in admin.create_topics(&[topic], &opts).await.unwrap() {
         r.unwrap();
     }
-    let described = admin
-        .describe_configs(&[ResourceSpecifier::Topic("managed")], &opts)
-        .await
-        .unwrap();
-    let config = described[0].as_ref().unwrap();
+    let config = describe_topic(&admin, "managed").await;
     let retention = config.get("retention.ms").unwrap();
     assert_eq!(retention.value.as_deref(), Some("604800000"));
     assert_eq!(retention.source, ConfigSource::Default);
@@ -95,11 +103,7 @@ async fn topics_are_created_described_altered_and_deleted() {
     for r in admin.alter_configs(&[alter], &opts).await.unwrap() {
         r.unwrap();
     }
-    let described = admin
-        .describe_configs(&[ResourceSpecifier::Topic("managed")], &opts)
-        .await
-        .unwrap();
-    let config = described[0].as_ref().unwrap();
+    let config = describe_topic(&admin, "managed").await;
     assert_eq!(
         config.get("retention.ms").unwrap().value.as_deref(),
         Some("3600000")
@@ -115,11 +119,7 @@ async fn topics_are_created_described_altered_and_deleted() {
     // per-resource errors, so the check here is on the effect.)
     let bad = AlterConfig::new(ResourceSpecifier::Topic("managed")).set("retention.ms", "soon");
     let _ = admin.alter_configs(&[bad], &opts).await.unwrap();
-    let described = admin
-        .describe_configs(&[ResourceSpecifier::Topic("managed")], &opts)
-        .await
-        .unwrap();
-    let config = described[0].as_ref().unwrap();
+    let config = describe_topic(&admin, "managed").await;
     assert_eq!(
         config.get("retention.ms").unwrap().value.as_deref(),
         Some("3600000")

@@ -22,6 +22,7 @@ pub mod partition;
 pub mod producer_state;
 pub mod record;
 pub mod recovery;
+pub mod recovery_point;
 pub mod retention;
 pub mod segment;
 pub mod slice;

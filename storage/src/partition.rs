@@ -17,6 +17,7 @@ use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::error::{Result, StorageError};
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
+use crate::recovery_point::RecoveryPoint;
 use crate::segment::{BatchPlacement, Segment, SegmentSettings};
 use crate::slice::FileSlice;
 
@@ -98,6 +99,8 @@ pub struct PartitionLog {
     /// Serialises appends; holds messages written since the last fsync and the
     /// idempotent-producer state.
     writer: Mutex<WriterState>,
+    /// Offset below which the data is known to be fsynced.
+    recovery_point: RecoveryPoint,
     /// Serialises retention, compaction and DeleteRecords, which remove segments.
     pub(crate) maintenance: Mutex<()>,
     log_start: AtomicI64,
@@ -142,10 +145,15 @@ impl PartitionLog {
         std::fs::create_dir_all(dir).map_err(|e| StorageError::io(dir, e))?;
         let bases = crate::recovery::prepare_directory(dir)?;
         let settings = settings_of(&config);
+        let recovery_point = RecoveryPoint::load(dir)?;
         let mut segments = BTreeMap::new();
         for (i, base) in bases.iter().enumerate() {
-            let is_tail = i + 1 == bases.len();
-            let segment = Segment::open(dir, *base, settings, is_tail && !clean, now_ms)?;
+            // A segment's end is the next one's base; the tail's is unknown until opened.
+            let verify = !clean
+                && bases
+                    .get(i + 1)
+                    .is_none_or(|next| recovery_point.must_verify(*next));
+            let segment = Segment::open(dir, *base, settings, verify, now_ms)?;
             segments.insert(*base, Arc::new(segment));
         }
         let persisted_start = checkpoint::read_i64(&dir.join(LOG_START_FILE))?;
@@ -179,6 +187,7 @@ impl PartitionLog {
                 unflushed: 0,
                 producers,
             }),
+            recovery_point,
             maintenance: Mutex::new(()),
             log_start: AtomicI64::new(log_start),
             last_flush_ms: AtomicI64::new(now_ms),
@@ -367,6 +376,7 @@ impl PartitionLog {
             active.flush()?;
             writer.unflushed = 0;
             self.last_flush_ms.store(now_ms, Ordering::Release);
+            self.recovery_point.advance(next)?;
         }
         Ok(AppendInfo {
             base_offset,
@@ -398,10 +408,32 @@ impl PartitionLog {
 
     /// Seals the active segment and starts a new one at the log end. Caller holds the
     /// writer lock.
-    fn roll(&self, active: &Segment, now_ms: i64, config: &LogConfig) -> Result<Arc<Segment>> {
+    fn roll(&self, active: &Arc<Segment>, now_ms: i64, config: &LogConfig) -> Result<Arc<Segment>> {
         let sync = config.flush_messages != i64::MAX || config.flush_ms != i64::MAX;
         active.seal(sync)?;
         let base = active.next_offset();
+        if sync {
+            self.recovery_point.advance(base)?;
+        } else {
+            // With the OS flush policy the sealed segment is fsynced in the background, and
+            // the recovery point moves past it once that is done.
+            let sealed = active.clone();
+            let recovery_point = self.recovery_point.clone();
+            let spawned = std::thread::Builder::new()
+                .name("segment-sync".into())
+                .spawn(move || {
+                    // Only the data file, through the open descriptor: safe even if the
+                    // segment is deleted or compacted meanwhile. Its indexes were written by
+                    // the seal and are rebuilt by recovery if they are behind.
+                    let synced = sealed.flush().and_then(|_| recovery_point.advance(base));
+                    if let Err(e) = synced {
+                        tracing::warn!(segment = %sealed.log_path().display(), error = %e, "background fsync of a rolled segment failed");
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "could not start the fsync of a rolled segment");
+            }
+        }
         let segment = Arc::new(Segment::create(
             &self.dir,
             base,
@@ -577,9 +609,11 @@ impl PartitionLog {
         if pending == 0 {
             return Ok(());
         }
+        let durable_end = active.next_offset();
         active.flush().inspect_err(|_| {
             self.writer.lock().unflushed += pending;
-        })
+        })?;
+        self.recovery_point.advance(durable_end)
     }
 
     /// Milliseconds since the last fsync.
@@ -591,7 +625,9 @@ impl PartitionLog {
     pub fn close(&self) -> Result<()> {
         let _writer = self.writer.lock();
         self.closed.store(true, Ordering::Release);
-        self.active_segment().seal(true)
+        let active = self.active_segment();
+        active.seal(true)?;
+        self.recovery_point.advance(active.next_offset())
     }
 
     /// Closes the log and removes its directory (topic deletion).

@@ -19,7 +19,11 @@ pub const DELETED_SUFFIX: &str = ".deleted";
 pub const REPLACES_EXT: &str = "replaces";
 
 /// Files a partition directory may hold besides segments.
-const KNOWN_FILES: &[&str] = &["log-start-offset", "cleaner-offset-checkpoint"];
+const KNOWN_FILES: &[&str] = &[
+    "log-start-offset",
+    "cleaner-offset-checkpoint",
+    crate::recovery_point::RECOVERY_POINT_FILE,
+];
 
 /// Cleans up `dir` and returns the base offsets of its segments, oldest first.
 pub fn prepare_directory(dir: &Path) -> Result<Vec<i64>> {

@@ -126,7 +126,8 @@ fn assert_no_leftovers(dir: &Path, log: &PartitionLog) {
                 || name.ends_with(".index")
                 || name.ends_with(".timeindex")
                 || name == "cleaner-offset-checkpoint"
-                || name == "log-start-offset",
+                || name == "log-start-offset"
+                || name == "recovery-point-offset",
             "unexpected file {name} in {names:?}"
         );
     }

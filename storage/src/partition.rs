@@ -101,6 +101,8 @@ pub struct PartitionLog {
     writer: Mutex<WriterState>,
     /// Offset below which the data is known to be fsynced.
     recovery_point: RecoveryPoint,
+    /// Background fsyncs of rolled segments still running; joined on close and drop.
+    segment_syncs: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// Serialises retention, compaction and DeleteRecords, which remove segments.
     pub(crate) maintenance: Mutex<()>,
     log_start: AtomicI64,
@@ -188,6 +190,7 @@ impl PartitionLog {
                 producers,
             }),
             recovery_point,
+            segment_syncs: Mutex::new(Vec::new()),
             maintenance: Mutex::new(()),
             log_start: AtomicI64::new(log_start),
             last_flush_ms: AtomicI64::new(now_ms),
@@ -430,8 +433,15 @@ impl PartitionLog {
                         tracing::warn!(segment = %sealed.log_path().display(), error = %e, "background fsync of a rolled segment failed");
                     }
                 });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "could not start the fsync of a rolled segment");
+            match spawned {
+                Ok(handle) => {
+                    let mut syncs = self.segment_syncs.lock();
+                    syncs.retain(|h| !h.is_finished());
+                    syncs.push(handle);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not start the fsync of a rolled segment")
+                }
             }
         }
         let segment = Arc::new(Segment::create(
@@ -625,7 +635,15 @@ impl PartitionLog {
     pub fn close(&self) -> Result<()> {
         let _writer = self.writer.lock();
         self.closed.store(true, Ordering::Release);
-        let active = self.active_segment();
+        self.join_segment_syncs();
+        // Rolled segments whose background fsync may not have finished are synced here, so
+        // the recovery point written below is true.
+        let durable = self.recovery_point.get().unwrap_or(i64::MIN);
+        let segments = self.segment_snapshot();
+        let (active, sealed) = segments.split_last().expect("an active segment");
+        for segment in sealed.iter().filter(|s| s.next_offset() > durable) {
+            segment.flush()?;
+        }
         active.seal(true)?;
         self.recovery_point.advance(active.next_offset())
     }
@@ -635,6 +653,22 @@ impl PartitionLog {
         self.close()?;
         let _maintenance = self.maintenance.lock();
         std::fs::remove_dir_all(&self.dir).map_err(|e| StorageError::io(&self.dir, e))
+    }
+}
+
+impl PartitionLog {
+    /// Waits for the background fsyncs of rolled segments.
+    fn join_segment_syncs(&self) {
+        let syncs = std::mem::take(&mut *self.segment_syncs.lock());
+        for handle in syncs {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for PartitionLog {
+    fn drop(&mut self) {
+        self.join_segment_syncs();
     }
 }
 

@@ -38,7 +38,12 @@ pub fn prepare_directory(dir: &Path) -> Result<Vec<i64>> {
     };
     let remove = |name: &str| -> Result<()> {
         let path = dir.join(name);
-        std::fs::remove_file(&path).map_err(|e| StorageError::io(&path, e))
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            // Gone already (another writer renamed its temp file meanwhile): nothing to do.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StorageError::io(&path, e)),
+        }
     };
 
     // Pass 1: drop uncommitted compaction output and half-deleted segments.

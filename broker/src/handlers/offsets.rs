@@ -62,10 +62,9 @@ pub async fn offset_commit(
         None
     };
     let generation = request.generation_id_or_member_epoch;
-    let result = {
-        let groups = &broker.groups;
-        groups.commit(&group, generation, &member, instance.as_deref(), offsets)
-    };
+    let result = broker
+        .groups
+        .commit(&group, generation, &member, instance.as_deref(), offsets);
     let mut codes = match &result {
         Ok(codes) => codes.clone().into_iter(),
         Err(_) => Vec::new().into_iter(),

@@ -75,6 +75,12 @@ impl BatchBuilder {
         self
     }
 
+    /// Sets attribute flags besides the codec (transactional 0x10, control 0x20).
+    pub fn flags(&mut self, flags: i16) -> &mut Self {
+        self.attributes_extra = flags & !0x07;
+        self
+    }
+
     /// Appends a record at the next offset with an absolute timestamp.
     pub fn push(
         &mut self,

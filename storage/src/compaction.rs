@@ -20,6 +20,7 @@ use crate::partition::{settings_of, PartitionLog};
 use crate::record::{Record, RecordIter};
 use crate::recovery::{CLEANED_SUFFIX, REPLACES_EXT, SWAP_SUFFIX};
 use crate::segment::{segment_file_name, BatchPlacement, Segment};
+use crate::transactions::TransactionTable;
 
 const CLEANER_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 
@@ -57,9 +58,12 @@ impl PartitionLog {
         let segments = self.segment_snapshot();
         let sealed = &segments[..segments.len() - 1];
         let lag_horizon = now_ms.saturating_sub(config.min_compaction_lag_ms);
+        // Records of open transactions may still be aborted: cleaning stops before them.
+        let stable = self.last_stable_offset();
         let cleanable: Vec<Arc<Segment>> = sealed
             .iter()
             .take_while(|s| config.min_compaction_lag_ms == 0 || s.max_timestamp() <= lag_horizon)
+            .take_while(|s| s.next_offset() <= stable)
             .cloned()
             .collect();
         if cleanable.is_empty() {
@@ -88,11 +92,17 @@ impl PartitionLog {
             return Ok(None);
         }
 
-        let latest = latest_offsets(&cleanable)?;
+        let txns = self.txns.read().clone();
+        let latest = latest_offsets(&cleanable, &txns)?;
         let tombstone_horizon = now_ms.saturating_sub(config.delete_retention_ms);
         let mut stats = CompactionStats::default();
         for group in group_segments(&cleanable, config.segment_bytes, config.max_index_entries()) {
-            self.clean_group(&group, &latest, tombstone_horizon, now_ms, &mut stats)?;
+            let survival = Survival {
+                latest: &latest,
+                txns: &txns,
+                tombstone_horizon,
+            };
+            self.clean_group(&group, &survival, now_ms, &mut stats)?;
         }
         let clean_end = cleanable.last().map_or(first_dirty, |s| s.next_offset());
         checkpoint::write_i64(&checkpoint_path, clean_end)?;
@@ -103,8 +113,7 @@ impl PartitionLog {
     fn clean_group(
         &self,
         group: &[Arc<Segment>],
-        latest: &HashMap<Vec<u8>, i64>,
-        tombstone_horizon: i64,
+        survival: &Survival<'_>,
         now_ms: i64,
         stats: &mut CompactionStats,
     ) -> Result<()> {
@@ -114,14 +123,23 @@ impl PartitionLog {
         let mut removed = 0u64;
         let mut newest_mtime = 0;
         for segment in group {
-            let expire_tombstones = segment.modified_ms() < tombstone_horizon;
+            let expire_tombstones = segment.modified_ms() < survival.tombstone_horizon;
             newest_mtime = newest_mtime.max(segment.modified_ms());
             for (position, header) in segment.batch_headers()? {
                 let batch = segment.read_batch(position, &header)?;
                 let kept = if header.is_control() {
                     Some(batch)
+                } else if is_aborted(&header, survival.txns) {
+                    removed += header.record_count.max(0) as u64;
+                    None
                 } else {
-                    retain_records(&header, &batch, latest, expire_tombstones, &mut removed)?
+                    retain_records(
+                        &header,
+                        &batch,
+                        survival.latest,
+                        expire_tombstones,
+                        &mut removed,
+                    )?
                 };
                 if let Some(bytes) = kept {
                     let kept_header = BatchHeader::parse(&bytes)?;
@@ -184,12 +202,31 @@ fn set_mtime(path: &std::path::Path, modified: SystemTime) -> Result<()> {
         .map_err(|e| StorageError::io(path, e))
 }
 
-/// The offset of the newest record of every key in `segments`.
-fn latest_offsets(segments: &[Arc<Segment>]) -> Result<HashMap<Vec<u8>, i64>> {
+/// What decides which records of a cleaned segment survive.
+struct Survival<'a> {
+    /// Offset of the newest record of every key.
+    latest: &'a HashMap<Vec<u8>, i64>,
+    /// Aborted transactions, whose records never survive.
+    txns: &'a TransactionTable,
+    /// Tombstones in segments last written before this time (ms) are dropped.
+    tombstone_horizon: i64,
+}
+
+/// Whether a batch belongs to an aborted transaction (its records are dropped: they were
+/// never committed, and must not shadow the committed value of their key).
+fn is_aborted(header: &BatchHeader, txns: &TransactionTable) -> bool {
+    header.is_transactional() && txns.is_aborted(header.producer_id, header.base_offset)
+}
+
+/// The offset of the newest committed record of every key in `segments`.
+fn latest_offsets(
+    segments: &[Arc<Segment>],
+    txns: &TransactionTable,
+) -> Result<HashMap<Vec<u8>, i64>> {
     let mut latest = HashMap::new();
     for segment in segments {
         for (position, header) in segment.batch_headers()? {
-            if header.is_control() {
+            if header.is_control() || is_aborted(&header, txns) {
                 continue;
             }
             let batch = segment.read_batch(position, &header)?;

@@ -20,6 +20,7 @@ use crate::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::recovery_point::RecoveryPoint;
 use crate::segment::{BatchPlacement, Segment, SegmentSettings};
 use crate::slice::FileSlice;
+use crate::transactions::{self, TransactionTable};
 
 /// A topic name and partition number: the unit of ordering and of storage.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -59,6 +60,17 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// Who wrote an append: the checks differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer: control batches are refused and idempotent batches are sequence-checked.
+    Client,
+    /// The broker's own coordinators: transaction markers, and transactional offset commits
+    /// written without sequence numbers (as Kafka's group coordinator writes them); only
+    /// their producer epoch is checked.
+    Coordinator,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -84,8 +96,12 @@ pub struct ReadResult {
     pub slice: Option<FileSlice>,
     /// Offset after the last record readers may see.
     pub high_watermark: i64,
+    /// First offset of the oldest open transaction, or the high watermark.
+    pub last_stable_offset: i64,
     /// First offset still in the log.
     pub log_start_offset: i64,
+    /// For `read_committed` reads: the aborted transactions with records in the range read.
+    pub aborted: Vec<transactions::AbortedTxn>,
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
@@ -98,7 +114,9 @@ pub struct PartitionLog {
     pub(crate) segments: RwLock<BTreeMap<i64, Arc<Segment>>>,
     /// Serialises appends; holds messages written since the last fsync and the
     /// idempotent-producer state.
-    writer: Mutex<WriterState>,
+    pub(crate) writer: Mutex<WriterState>,
+    /// Open and aborted transactions; changed only while the writer lock is held.
+    pub(crate) txns: RwLock<TransactionTable>,
     /// Offset below which the data is known to be fsynced.
     recovery_point: RecoveryPoint,
     /// Background fsyncs of rolled segments still running; joined on close and drop.
@@ -112,11 +130,11 @@ pub struct PartitionLog {
 
 /// What the writer lock guards.
 #[derive(Debug, Default)]
-struct WriterState {
+pub(crate) struct WriterState {
     /// Messages written since the last fsync.
     unflushed: i64,
     /// Idempotent producers' epochs and recent batches (rebuilt from the log on open).
-    producers: ProducerStateTable,
+    pub(crate) producers: ProducerStateTable,
 }
 
 impl fmt::Debug for PartitionLog {
@@ -172,14 +190,9 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end);
-        // Producer state is not snapshotted: it is rebuilt from the batch headers of every
-        // segment, after the tail segment was recovered (see producer_state).
-        let mut producers = ProducerStateTable::default();
-        for segment in segments.values() {
-            for (_, header) in segment.batch_headers()? {
-                producers.load(&header);
-            }
-        }
+        // Producer and transaction state are not snapshotted: they are rebuilt from the
+        // batches of every segment, after the tail segment was recovered.
+        let (producers, txns) = crate::partition_txn::rebuild_state(&segments, log_start)?;
         Ok(PartitionLog {
             topic_partition,
             dir: dir.to_path_buf(),
@@ -189,6 +202,7 @@ impl PartitionLog {
                 unflushed: 0,
                 producers,
             }),
+            txns: RwLock::new(txns),
             recovery_point,
             segment_syncs: Mutex::new(Vec::new()),
             maintenance: Mutex::new(()),
@@ -273,6 +287,17 @@ impl PartitionLog {
     /// with `duplicate` set; a stale epoch is INVALID_PRODUCER_EPOCH, a sequence gap
     /// OUT_OF_ORDER_SEQUENCE_NUMBER. An append mixing retries with new batches is refused.
     pub fn append(&self, records: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.append_from(records, now_ms, AppendOrigin::Client)
+    }
+
+    /// [`PartitionLog::append`] for a given origin: the broker's coordinators append with
+    /// [`AppendOrigin::Coordinator`].
+    pub fn append_from(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo> {
         if self.closed.load(Ordering::Acquire) {
             return Err(StorageError::Closed);
         }
@@ -293,9 +318,18 @@ impl PartitionLog {
         let mut next = base_offset;
         for v in &validated {
             let last_offset = next + i64::from(v.header.last_offset_delta);
-            match pending.check(&v.header)? {
-                SequenceCheck::Duplicate(original) => duplicates.push(original),
-                SequenceCheck::Append => pending.record(&v.header, next, last_offset),
+            let unsequenced = origin == AppendOrigin::Coordinator
+                && (v.header.is_control() || v.header.base_sequence < 0);
+            if origin == AppendOrigin::Client {
+                transactions::refuse_client_control(&v.header)?;
+            }
+            if unsequenced {
+                pending.check_epoch(&v.header)?;
+            } else {
+                match pending.check(&v.header)? {
+                    SequenceCheck::Duplicate(original) => duplicates.push(original),
+                    SequenceCheck::Append => pending.record(&v.header, next, last_offset),
+                }
             }
             next = last_offset + 1;
         }
@@ -372,8 +406,15 @@ impl PartitionLog {
         if self.should_roll(&active, position as u64, next - 1, now_ms, &config) {
             active = self.roll(&active, now_ms, &config)?;
         }
-        active.append(&parts, &placements)?;
+        // Transactions open before the batches are published, so no reader ever sees their
+        // records below the last stable offset.
+        let opened = self.open_transactions_of(&validated, &placements);
+        if let Err(e) = active.append(&parts, &placements) {
+            self.forget_opened(&opened);
+            return Err(e);
+        }
         changes.apply(&mut writer.producers);
+        self.apply_markers(writer, &validated, &placements, records);
         writer.unflushed += next - base_offset;
         if writer.unflushed >= config.flush_messages {
             active.flush()?;
@@ -469,6 +510,16 @@ impl PartitionLog {
     /// Reads whole batches from `offset` on, about `max_bytes` of them (at least one batch).
     /// An offset outside `[log start, log end]` is OFFSET_OUT_OF_RANGE.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        self.read_upto(offset, max_bytes, i64::MAX)
+    }
+
+    /// [`PartitionLog::read`] of the batches that end before `end_offset`.
+    pub(crate) fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        end_offset: i64,
+    ) -> Result<ReadResult> {
         let log_start = self.log_start_offset();
         let log_end = self.log_end_offset();
         if offset < log_start || offset > log_end {
@@ -492,7 +543,10 @@ impl PartitionLog {
             };
             let Some(segment) = segment else { break };
             let from = cursor.max(segment.base_offset());
-            match segment.read(from, max_bytes)? {
+            if from >= end_offset {
+                break;
+            }
+            match segment.read(from, max_bytes, end_offset)? {
                 Some(found) => {
                     slice = Some(found);
                     break;
@@ -500,10 +554,13 @@ impl PartitionLog {
                 None => cursor = segment.next_offset().max(from + 1),
             }
         }
+        let high_watermark = self.high_watermark();
         Ok(ReadResult {
             slice,
-            high_watermark: self.high_watermark(),
+            high_watermark,
+            last_stable_offset: self.last_stable_offset_below(high_watermark),
             log_start_offset: self.log_start_offset(),
+            aborted: Vec::new(),
         })
     }
 
@@ -562,6 +619,7 @@ impl PartitionLog {
     pub(crate) fn set_log_start(&self, offset: i64) -> Result<()> {
         checkpoint::write_i64(&self.dir.join(LOG_START_FILE), offset)?;
         self.log_start.store(offset, Ordering::Release);
+        self.txns.write().forget_below(offset);
         Ok(())
     }
 

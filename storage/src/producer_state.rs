@@ -131,6 +131,23 @@ impl ProducerStateTable {
         entry.push(batch);
     }
 
+    /// Records a transaction marker read back from the log or just written: the marker's
+    /// epoch becomes the producer's (the coordinator bumps it to fence a producer whose
+    /// transaction timed out), and a new epoch forgets the cached batches.
+    pub fn on_marker(&mut self, producer_id: i64, epoch: i16) {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry {
+                epoch,
+                batches: VecDeque::new(),
+            });
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
     /// Starts checking the batches of one append; [`PendingAppend::commit`] applies them
     /// once they are written.
     pub fn begin(&self) -> PendingAppend<'_> {
@@ -216,6 +233,21 @@ impl PendingAppend<'_> {
                  start at sequence 0, not {first}"
             ))),
             _ => Ok(SequenceCheck::Append),
+        }
+    }
+
+    /// Checks only the epoch of a batch without sequence numbers (a transaction marker or a
+    /// transactional offset commit the broker writes): an older epoch than the producer's
+    /// is INVALID_PRODUCER_EPOCH.
+    pub fn check_epoch(&self, header: &BatchHeader) -> Result<()> {
+        match self.entry(header.producer_id) {
+            Some(entry) if header.producer_id >= 0 && header.producer_epoch < entry.epoch => {
+                Err(StorageError::InvalidProducerEpoch(format!(
+                    "producer {} wrote with epoch {}, but epoch {} has been seen (fenced)",
+                    header.producer_id, header.producer_epoch, entry.epoch
+                )))
+            }
+            _ => Ok(()),
         }
     }
 

@@ -472,11 +472,24 @@ impl Segment {
     }
 
     /// Whole batches starting with the one that holds `offset`, up to `max_bytes` (but at
-    /// least that first batch, as Kafka's fetch does). `None` if nothing at or after it.
-    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<Option<FileSlice>> {
-        let (next, size) = self.end_state();
-        if offset >= next {
+    /// least that first batch, as Kafka's fetch does), and only batches that end before
+    /// `end_offset` (the last stable offset for `read_committed` readers; it is always a
+    /// batch boundary). `None` if nothing at or after `offset` qualifies.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        end_offset: i64,
+    ) -> Result<Option<FileSlice>> {
+        let (next, mut size) = self.end_state();
+        if offset >= next.min(end_offset) {
             return Ok(None);
+        }
+        if end_offset < next {
+            // Cut at the first batch that reaches the bound.
+            if let Some((position, _)) = self.locate(end_offset, size)? {
+                size = position;
+            }
         }
         let Some((start, first)) = self.locate(offset, size)? else {
             return Ok(None);

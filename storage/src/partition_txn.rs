@@ -1,0 +1,154 @@
+//! The transactional side of a partition log: opening transactions as their first batch is
+//! appended, transaction markers, the last stable offset, `read_committed` reads with the
+//! aborted transactions they must skip, and rebuilding all of it from the log on open.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::batch::ValidatedBatch;
+use crate::error::Result;
+use crate::partition::{AppendOrigin, PartitionLog, ReadResult, WriterState};
+use crate::producer_state::ProducerStateTable;
+use crate::segment::{BatchPlacement, Segment};
+use crate::transactions::{control_type, TransactionTable, TxnMarker};
+
+impl PartitionLog {
+    /// The last stable offset: the first offset of the oldest transaction still open here,
+    /// or the high watermark when none is. `read_committed` readers see records below it.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.last_stable_offset_below(self.high_watermark())
+    }
+
+    pub(crate) fn last_stable_offset_below(&self, high_watermark: i64) -> i64 {
+        self.txns
+            .read()
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark))
+    }
+
+    /// Reads as a `read_committed` consumer does: only batches below the last stable offset,
+    /// with the aborted transactions that have records among them, so the client can drop
+    /// those records.
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<ReadResult> {
+        let stable = self.last_stable_offset();
+        let mut result = self.read_upto(offset, max_bytes, stable)?;
+        if result.slice.is_some() {
+            result.aborted = self.txns.read().aborted_between(offset, stable);
+        }
+        Ok(result)
+    }
+
+    /// The open transactions here: `(producer id, first offset)`, oldest first.
+    pub fn open_transactions(&self) -> Vec<(i64, i64)> {
+        self.txns.read().open_transactions()
+    }
+
+    /// Appends a transaction marker (the coordinator's commit or abort) and ends the
+    /// producer's transaction in this partition. A marker whose epoch is older than the
+    /// producer's is INVALID_PRODUCER_EPOCH. Returns the marker's offset.
+    pub fn write_marker(&self, marker: &TxnMarker, now_ms: i64) -> Result<i64> {
+        let batch = marker.to_batch(now_ms);
+        Ok(self
+            .append_from(&batch, now_ms, AppendOrigin::Coordinator)?
+            .base_offset)
+    }
+
+    /// Opens the transactions whose first batch this append carries; returns their
+    /// producers so a failed write can take them back. Caller holds the writer lock.
+    pub(crate) fn open_transactions_of(
+        &self,
+        validated: &[ValidatedBatch],
+        placements: &[BatchPlacement],
+    ) -> Vec<i64> {
+        let starts = |v: &ValidatedBatch| v.header.is_transactional() && !v.header.is_control();
+        if !validated.iter().any(starts) {
+            return Vec::new();
+        }
+        let mut txns = self.txns.write();
+        let mut opened = Vec::new();
+        for (v, placement) in validated.iter().zip(placements) {
+            let pid = v.header.producer_id;
+            if starts(v) && txns.open_transaction(pid).is_none() {
+                txns.on_batch(&v.header, placement.base_offset);
+                opened.push(pid);
+            }
+        }
+        opened
+    }
+
+    /// Takes back transactions opened by an append that failed.
+    pub(crate) fn forget_opened(&self, opened: &[i64]) {
+        if opened.is_empty() {
+            return;
+        }
+        let mut txns = self.txns.write();
+        for pid in opened {
+            txns.abandon(*pid);
+        }
+    }
+
+    /// Applies the markers of a written append to the producer and transaction state.
+    /// Caller holds the writer lock.
+    pub(crate) fn apply_markers(
+        &self,
+        writer: &mut WriterState,
+        validated: &[ValidatedBatch],
+        placements: &[BatchPlacement],
+        records: &[u8],
+    ) {
+        if !validated.iter().any(|v| v.header.is_control()) {
+            return;
+        }
+        let mut position = 0;
+        for (v, placement) in validated.iter().zip(placements) {
+            let batch = &records[position..position + placement.size];
+            position += placement.size;
+            if !v.header.is_control() {
+                continue;
+            }
+            if let Ok(Some(kind)) = control_type(&v.header, batch) {
+                writer
+                    .producers
+                    .on_marker(v.header.producer_id, v.header.producer_epoch);
+                self.txns
+                    .write()
+                    .on_marker(v.header.producer_id, kind, placement.base_offset);
+            }
+        }
+    }
+}
+
+/// Rebuilds the producer state and the transaction table from every batch of `segments`
+/// (headers, plus the record of each transaction marker).
+pub(crate) fn rebuild_state(
+    segments: &BTreeMap<i64, Arc<Segment>>,
+    log_start: i64,
+) -> Result<(ProducerStateTable, TransactionTable)> {
+    let mut producers = ProducerStateTable::default();
+    let mut txns = TransactionTable::default();
+    for segment in segments.values() {
+        for (position, header) in segment.batch_headers()? {
+            if !header.is_control() {
+                producers.load(&header);
+                txns.on_batch(&header, header.base_offset);
+                continue;
+            }
+            let batch = segment.read_batch(position, &header)?;
+            match control_type(&header, &batch) {
+                Ok(Some(kind)) => {
+                    producers.on_marker(header.producer_id, header.producer_epoch);
+                    txns.on_marker(header.producer_id, kind, header.base_offset);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    segment = %segment.log_path().display(),
+                    offset = header.base_offset,
+                    error = %e,
+                    "skipping an unreadable control batch"
+                ),
+            }
+        }
+    }
+    txns.forget_below(log_start);
+    Ok((producers, txns))
+}

@@ -14,6 +14,7 @@ use crate::config::{topic_key_for, BrokerConfig};
 use crate::fetch_session::FetchSessions;
 use crate::groups::{offsets_log, GroupCoordinator};
 use crate::topics::{validate_topic_name, TopicError, TopicMeta, TopicRegistry};
+use crate::txn::{MarkerWriter, TransactionCoordinator};
 
 /// Everything request handlers share.
 pub struct Broker {
@@ -42,6 +43,8 @@ pub struct Broker {
     pub fetch_sessions: FetchSessions,
     /// Consumer groups and committed offsets.
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids, their transactions and markers.
+    pub transactions: Arc<TransactionCoordinator>,
     /// Producer ids for InitProducerId.
     pub producer_ids: crate::handlers::init_producer_id::ProducerIds,
     /// Host advertised in Metadata.
@@ -102,14 +105,20 @@ impl Broker {
         });
         let store = LogStore::open(&config.data_dir, |t| topics.log_config(t, &defaults))
             .with_context(|| format!("cannot open data directory {}", config.data_dir.display()))?;
-        let offsets_log = ensure_offsets_topic(&topics, &store)?;
+        let offsets_log = ensure_internal_topic(&topics, &store, offsets_log::TOPIC)?;
         let groups = Arc::new(
             GroupCoordinator::open(offsets_log, config.group_settings())
                 .context("cannot load consumer groups from __consumer_offsets")?,
         );
+        let txn_log = ensure_internal_topic(&topics, &store, crate::txn::log::TOPIC)?;
+        let transactions = Arc::new(
+            TransactionCoordinator::open(txn_log, config.txn_settings())
+                .context("cannot load transactions from __transaction_state")?,
+        );
         let (host, port) = config.advertised()?;
         let broker = Broker {
             groups,
+            transactions,
             advertised_host: host,
             advertised_port: i32::from(port),
             static_defaults,
@@ -124,6 +133,8 @@ impl Broker {
             config,
         };
         broker.reconcile()?;
+        // Transactions a stop left half-ended get their markers now.
+        broker.transactions.tick(sluice_storage::now_ms(), &broker);
         Ok(broker)
     }
 
@@ -486,13 +497,13 @@ fn overlay_broker_configs(
     Ok(config)
 }
 
-/// Creates `__consumer_offsets` (one compacted partition) if it does not exist yet and
-/// returns its log.
-fn ensure_offsets_topic(
+/// Creates an internal topic (`__consumer_offsets`, `__transaction_state`: one compacted
+/// partition) if it does not exist yet and returns its log.
+fn ensure_internal_topic(
     topics: &TopicRegistry,
     store: &LogStore,
+    name: &str,
 ) -> anyhow::Result<Arc<PartitionLog>> {
-    let name = offsets_log::TOPIC;
     let configs: std::collections::BTreeMap<String, String> = [
         ("cleanup.policy", "compact"),
         ("segment.bytes", "104857600"),
@@ -513,6 +524,38 @@ fn ensure_offsets_topic(
     }
     let config = LogConfig::from_pairs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
     Ok(store.get_or_create(&TopicPartition::new(name, 0), config)?)
+}
+
+impl MarkerWriter for Broker {
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        marker: &sluice_storage::TxnMarker,
+    ) -> Result<(), sluice_storage::StorageError> {
+        let Some(log) = self.log(topic, partition) else {
+            tracing::debug!(
+                topic,
+                partition,
+                "no marker for a partition that no longer exists"
+            );
+            return Ok(());
+        };
+        match log.write_marker(marker, sluice_storage::now_ms()) {
+            Err(sluice_storage::StorageError::InvalidProducerEpoch(why)) => {
+                // The partition saw a newer epoch than the coordinator's: nothing of this
+                // transaction can be there, so there is nothing to end.
+                tracing::warn!(topic, partition, why, "transaction marker refused as stale");
+                return Ok(());
+            }
+            other => other?,
+        };
+        if topic == offsets_log::TOPIC {
+            self.groups.complete_txn(marker.producer_id, marker.commit);
+        }
+        self.appends.notify(log.topic_partition());
+        Ok(())
+    }
 }
 
 /// One `Notify` per partition, so a long-polling fetch wakes as soon as data arrives on a

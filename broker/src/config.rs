@@ -42,6 +42,15 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     /// `offsets.retention.minutes`: offsets of a group empty this long are deleted.
     pub offsets_retention_minutes: i64,
+    /// `transaction.max.timeout.ms`: the largest `transaction.timeout.ms` a transactional
+    /// producer may ask for (InitProducerId answers INVALID_TRANSACTION_TIMEOUT above it).
+    pub transaction_max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often
+    /// transactions open longer than their timeout are looked for and aborted.
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transactional.id.expiration.ms`: a transactional id with no open transaction and no
+    /// change for this long is forgotten.
+    pub transactional_id_expiration_ms: i64,
     /// Broker-wide defaults of topic log settings and the maintenance intervals.
     pub log: LogSection,
 }
@@ -91,6 +100,9 @@ impl Default for BrokerConfig {
             group_min_session_timeout_ms: 6000,
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 10080,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
             log: LogSection::default(),
         }
     }
@@ -247,6 +259,15 @@ impl BrokerConfig {
                 self.offsets_retention_minutes
             );
         }
+        if self.transaction_max_timeout_ms < 1
+            || self.transaction_abort_timed_out_transaction_cleanup_interval_ms == 0
+            || self.transactional_id_expiration_ms < 1
+        {
+            bail!(
+                "transaction_max_timeout_ms, transaction_abort_timed_out_transaction_cleanup_interval_ms \
+                 and transactional_id_expiration_ms must be positive"
+            );
+        }
         if self.socket_request_max_bytes < 1024 {
             bail!(
                 "socket_request_max_bytes = {} is too small",
@@ -270,6 +291,14 @@ impl BrokerConfig {
             max_session_timeout_ms: self.group_max_session_timeout_ms,
             offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
             max_metadata_bytes: 4096,
+        }
+    }
+
+    /// The transaction coordinator's settings.
+    pub fn txn_settings(&self) -> crate::txn::TxnSettings {
+        crate::txn::TxnSettings {
+            max_timeout_ms: self.transaction_max_timeout_ms,
+            id_expiration_ms: self.transactional_id_expiration_ms,
         }
     }
 

@@ -13,5 +13,7 @@ pub mod fetch_session;
 pub mod frame;
 pub mod groups;
 pub mod handlers;
+pub mod internal_log;
 pub mod server;
 pub mod topics;
+pub mod txn;

@@ -33,6 +33,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
     );
 
     let ticker = tokio::spawn(group_ticker(broker.clone()));
+    let txn_ticker = tokio::spawn(transaction_ticker(broker.clone()));
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
     let shutdown = shutdown_signal();
@@ -67,6 +68,7 @@ pub async fn serve(config: BrokerConfig) -> anyhow::Result<()> {
         connections.shutdown().await;
     }
     ticker.abort();
+    txn_ticker.abort();
     drop(broker);
     tokio::task::spawn_blocking(move || store.shutdown())
         .await?
@@ -84,6 +86,24 @@ async fn group_ticker(broker: Arc<Broker>) {
         every.tick().await;
         let groups = broker.groups.clone();
         let _ = tokio::task::spawn_blocking(move || groups.tick()).await;
+    }
+}
+
+/// Drives the transaction coordinator: aborts timed-out transactions, retries markers,
+/// expires idle transactional ids.
+async fn transaction_ticker(broker: Arc<Broker>) {
+    let period = broker
+        .config
+        .transaction_abort_timed_out_transaction_cleanup_interval_ms;
+    let mut every = tokio::time::interval(Duration::from_millis(period));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        every.tick().await;
+        let broker = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            broker.transactions.tick(sluice_storage::now_ms(), &*broker)
+        })
+        .await;
     }
 }
 

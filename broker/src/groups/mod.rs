@@ -4,6 +4,7 @@
 pub mod group;
 pub mod member;
 pub mod offsets_log;
+pub mod txn_offsets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +17,9 @@ use parking_lot::Mutex;
 use sluice_storage::{now_ms, PartitionLog, StorageError};
 
 use group::{Group, GroupState, JoinRequest, Joined, Synced, Timing};
-use offsets_log::{Entry, StoredGroup, StoredMember};
+use offsets_log::{Entry, Loaded, StoredGroup, StoredMember};
+
+use txn_offsets::PendingTxnOffsets;
 
 /// Kafka error codes the coordinator answers with.
 pub mod errors {
@@ -101,6 +104,9 @@ pub struct GroupDescription {
 /// The coordinator of every group on this broker.
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, Group>>,
+    /// Offsets committed inside transactions not ended yet (TxnOffsetCommit); taken after
+    /// `groups` when both are locked.
+    pending: Mutex<PendingTxnOffsets>,
     log: Arc<PartitionLog>,
     settings: GroupSettings,
 }
@@ -129,7 +135,37 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, Group> = HashMap::new();
         let now = Instant::now();
         let now_ms = now_ms();
-        for entry in offsets_log::load(&log)? {
+        let mut pending = PendingTxnOffsets::default();
+        for loaded in offsets_log::load(&log)? {
+            let entry = match loaded {
+                Loaded::Entry(entry) => entry,
+                Loaded::Pending(
+                    producer,
+                    Entry::Offset {
+                        group,
+                        topic,
+                        partition,
+                        value: Some(value),
+                    },
+                ) => {
+                    pending.add(producer, &group, (topic, partition), value);
+                    continue;
+                }
+                Loaded::Pending(..) => continue,
+                Loaded::Marker { producer, commit } => {
+                    let done = pending.take(producer);
+                    if commit {
+                        for ((group, topic, partition), value) in done {
+                            groups
+                                .entry(group.clone())
+                                .or_insert_with(|| Group::new(&group, now_ms))
+                                .offsets
+                                .insert((topic, partition), value);
+                        }
+                    }
+                    continue;
+                }
+            };
             match entry {
                 Entry::Offset {
                     group,
@@ -165,6 +201,7 @@ impl GroupCoordinator {
         );
         Ok(GroupCoordinator {
             groups: Mutex::new(groups),
+            pending: Mutex::new(pending),
             log,
             settings,
         })
@@ -186,7 +223,7 @@ impl GroupCoordinator {
             group: group.id.clone(),
             value: Some(snapshot(group)),
         };
-        if let Err(e) = offsets_log::append(&self.log, &[entry]) {
+        if let Err(e) = offsets_log::append(&self.log, &[entry], None) {
             tracing::error!(group = %group.id, error = %e, "cannot persist group metadata");
         }
     }
@@ -349,7 +386,7 @@ impl GroupCoordinator {
                 value: Some(value.clone()),
             })
             .collect();
-        offsets_log::append(&self.log, &entries).map_err(|e| {
+        offsets_log::append(&self.log, &entries, None).map_err(|e| {
             tracing::error!(group = group_id, error = %e, "cannot write offsets");
             errors::KAFKA_STORAGE_ERROR
         })?;
@@ -449,7 +486,7 @@ impl GroupCoordinator {
         if !group.members.is_empty() {
             return errors::NON_EMPTY_GROUP;
         }
-        if let Err(e) = offsets_log::append(&self.log, &tombstones(group)) {
+        if let Err(e) = offsets_log::append(&self.log, &tombstones(group), None) {
             tracing::error!(group = group_id, error = %e, "cannot delete group");
             return errors::KAFKA_STORAGE_ERROR;
         }
@@ -492,7 +529,7 @@ impl GroupCoordinator {
                 value: None,
             })
             .collect();
-        offsets_log::append(&self.log, &entries).map_err(|_| errors::KAFKA_STORAGE_ERROR)?;
+        offsets_log::append(&self.log, &entries, None).map_err(|_| errors::KAFKA_STORAGE_ERROR)?;
         for tp in doomed {
             group.offsets.remove(&tp);
         }
@@ -516,7 +553,7 @@ impl GroupCoordinator {
         }
         for id in expired_groups {
             if let Some(group) = groups.get(&id) {
-                if offsets_log::append(&self.log, &tombstones(group)).is_ok() {
+                if offsets_log::append(&self.log, &tombstones(group), None).is_ok() {
                     tracing::info!(group = %id, "expired empty group and its offsets");
                     groups.remove(&id);
                 }

@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use sluice_storage::batch::{batch_size_at, record_area, BatchHeader};
-use sluice_storage::record::RecordIter;
-use sluice_storage::{now_ms, BatchBuilder, PartitionLog, StorageError};
+use bytes::{BufMut, Bytes, BytesMut};
+use sluice_storage::{PartitionLog, StorageError};
+
+use crate::internal_log::{self, put_bytes, put_nullable, put_string, Cursor, Item, TxnProducer};
 
 use super::CommittedOffset;
 
@@ -81,23 +81,6 @@ pub enum Entry {
     },
 }
 
-fn put_string(buf: &mut BytesMut, s: &str) {
-    buf.put_i16(s.len() as i16);
-    buf.put_slice(s.as_bytes());
-}
-
-fn put_nullable(buf: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(buf, s),
-        None => buf.put_i16(-1),
-    }
-}
-
-fn put_bytes(buf: &mut BytesMut, b: &[u8]) {
-    buf.put_i32(b.len() as i32);
-    buf.put_slice(b);
-}
-
 /// Key and value bytes of an entry.
 pub fn encode(entry: &Entry) -> (Bytes, Option<Bytes>) {
     let mut key = BytesMut::new();
@@ -149,50 +132,6 @@ pub fn encode(entry: &Entry) -> (Bytes, Option<Bytes>) {
             });
             (key.freeze(), value)
         }
-    }
-}
-
-/// A cursor that fails instead of panicking when bytes run out.
-struct Cursor<'a>(&'a [u8]);
-
-impl Cursor<'_> {
-    fn need(&self, n: usize) -> Option<()> {
-        (self.0.remaining() >= n).then_some(())
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.need(2)?;
-        Some(self.0.get_i16())
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.need(4)?;
-        Some(self.0.get_i32())
-    }
-    fn i64(&mut self) -> Option<i64> {
-        self.need(8)?;
-        Some(self.0.get_i64())
-    }
-    fn nullable(&mut self) -> Option<Option<String>> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Some(None);
-        }
-        self.need(len as usize)?;
-        let s = String::from_utf8_lossy(&self.0[..len as usize]).into_owned();
-        self.0.advance(len as usize);
-        Some(Some(s))
-    }
-    fn string(&mut self) -> Option<String> {
-        self.nullable()?
-    }
-    fn bytes(&mut self) -> Option<Bytes> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Some(Bytes::new());
-        }
-        self.need(len as usize)?;
-        let b = Bytes::copy_from_slice(&self.0[..len as usize]);
-        self.0.advance(len as usize);
-        Some(b)
     }
 }
 
@@ -280,53 +219,52 @@ fn decode_group(v: &[u8]) -> Option<StoredGroup> {
     })
 }
 
-/// Appends entries to the offsets log as one batch; returns once written.
-pub fn append(log: &PartitionLog, entries: &[Entry]) -> Result<(), StorageError> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let now = now_ms();
-    let mut builder = BatchBuilder::new(0);
-    for entry in entries {
-        let (key, value) = encode(entry);
-        builder.push(Some(&key), value.as_deref(), &[], now);
-    }
-    log.append(&builder.build(), now).map(|_| ())
+/// Appends entries to the offsets log as one batch (a transactional one for a
+/// TxnOffsetCommit); returns once written.
+pub fn append(
+    log: &PartitionLog,
+    entries: &[Entry],
+    producer: Option<TxnProducer>,
+) -> Result<(), StorageError> {
+    let records: Vec<(Bytes, Option<Bytes>)> = entries.iter().map(encode).collect();
+    internal_log::append(log, &records, producer)
+}
+
+/// What a start-up read of the offsets log yields, in log order.
+#[derive(Debug)]
+pub enum Loaded {
+    /// An entry in effect from here on.
+    Entry(Entry),
+    /// An offset commit of a transaction, in effect only if its producer commits.
+    Pending(i64, Entry),
+    /// The end of a producer's transaction.
+    Marker {
+        /// The producer.
+        producer: i64,
+        /// Commit (true) or abort.
+        commit: bool,
+    },
 }
 
 /// Reads every entry of the offsets log, oldest first.
-pub fn load(log: &Arc<PartitionLog>) -> Result<Vec<Entry>, StorageError> {
-    let mut entries = Vec::new();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let read = log.read(offset, 1 << 20)?;
-        let Some(slice) = read.slice else { break };
-        let bytes = slice
-            .to_bytes()
-            .map_err(|e| StorageError::io(log.dir(), e))?;
-        let mut pos = 0;
-        while let Some(size) = batch_size_at(&bytes[pos..]) {
-            if pos + size > bytes.len() {
-                break;
-            }
-            let batch = &bytes[pos..pos + size];
-            let header = BatchHeader::parse(batch)?;
-            offset = header.last_offset() + 1;
-            pos += size;
-            if header.is_control() {
-                continue;
-            }
-            let records = record_area(batch, &header, 256 << 20)?;
-            for record in RecordIter::new(&records, header.record_count.max(0) as usize) {
-                let record = record?;
-                if let Some(entry) = record.key.and_then(|k| decode(k, record.value)) {
-                    entries.push(entry);
-                }
+pub fn load(log: &Arc<PartitionLog>) -> Result<Vec<Loaded>, StorageError> {
+    let mut loaded = Vec::new();
+    internal_log::scan(log, |item| match item {
+        Item::Record {
+            producer,
+            key,
+            value,
+        } => {
+            if let Some(entry) = decode(key, value) {
+                loaded.push(match producer {
+                    Some(p) => Loaded::Pending(p, entry),
+                    None => Loaded::Entry(entry),
+                });
             }
         }
-    }
-    Ok(entries)
+        Item::Marker { producer, commit } => loaded.push(Loaded::Marker { producer, commit }),
+    })?;
+    Ok(loaded)
 }
 
 #[cfg(test)]

@@ -30,6 +30,8 @@ struct Outcome {
     high_watermark: i64,
     last_stable_offset: i64,
     log_start_offset: i64,
+    /// Aborted transactions among the records (read_committed only): (producer, first offset).
+    aborted: Vec<(i64, i64)>,
     records: Records,
 }
 
@@ -116,7 +118,13 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         let targets = plan.targets.clone();
         let logs_for_read = logs.clone();
         let outcomes = tokio::task::spawn_blocking(move || {
-            read_all(&targets, &logs_for_read, max_bytes, uses_ids)
+            read_all(
+                &targets,
+                &logs_for_read,
+                max_bytes,
+                uses_ids,
+                read_committed,
+            )
         })
         .await
         .unwrap_or_default();
@@ -152,7 +160,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
             high_watermark: outcome.high_watermark,
             last_stable_offset: outcome.last_stable_offset,
             log_start_offset: outcome.log_start_offset,
-            aborted_transactions: read_committed.then(Vec::new),
+            aborted_transactions: read_committed.then_some(outcome.aborted),
             records: outcome.records,
         };
         let same_topic = response
@@ -175,11 +183,14 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
 
 /// Reads every target in order within the response byte budget. The first batch found is
 /// returned even when it alone exceeds the limits (KIP-74); later ones only if they fit.
+/// `read_committed` readers get only what is below the last stable offset, with the
+/// aborted transactions among it.
 fn read_all(
     targets: &[FetchTarget],
     logs: &[Option<Arc<PartitionLog>>],
     max_bytes: usize,
     uses_ids: bool,
+    read_committed: bool,
 ) -> Vec<Outcome> {
     let mut remaining = max_bytes;
     let mut returned_any = false;
@@ -198,24 +209,31 @@ fn read_all(
                     high_watermark: -1,
                     last_stable_offset: -1,
                     log_start_offset: -1,
+                    aborted: Vec::new(),
                     records: Records::Memory(Bytes::new()),
                 };
             };
             let mut outcome = Outcome {
                 error_code: 0,
                 high_watermark: log.high_watermark(),
-                last_stable_offset: log.high_watermark(),
+                last_stable_offset: log.last_stable_offset(),
                 log_start_offset: log.log_start_offset(),
+                aborted: Vec::new(),
                 records: Records::Memory(Bytes::new()),
             };
             if remaining == 0 {
                 return outcome;
             }
             let limit = (target.max_bytes.max(0) as usize).min(remaining);
-            match log.read(target.fetch_offset, limit) {
+            let read = if read_committed {
+                log.read_committed(target.fetch_offset, limit)
+            } else {
+                log.read(target.fetch_offset, limit)
+            };
+            match read {
                 Ok(read) => {
                     outcome.high_watermark = read.high_watermark;
-                    outcome.last_stable_offset = read.high_watermark;
+                    outcome.last_stable_offset = read.last_stable_offset;
                     outcome.log_start_offset = read.log_start_offset;
                     if let Some(slice) = read.slice {
                         let len = slice.len() as usize;
@@ -223,6 +241,11 @@ fn read_all(
                             remaining = remaining.saturating_sub(len);
                             returned_any = true;
                             outcome.records = Records::File(slice);
+                            outcome.aborted = read
+                                .aborted
+                                .iter()
+                                .map(|t| (t.producer_id, t.first_offset))
+                                .collect();
                         }
                     }
                 }

@@ -22,26 +22,32 @@ use crate::groups::{errors, validate_group_id};
 
 /// Authorized-operations value meaning "not requested".
 const OPS_NOT_REQUESTED: i32 = i32::MIN;
+/// FindCoordinator key type of group ids.
+const KEY_TYPE_GROUP: i8 = 0;
 /// FindCoordinator key type of transactional ids.
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
-/// FindCoordinator: this broker coordinates every group. Transactions are not implemented,
-/// so a transaction coordinator lookup gets COORDINATOR_NOT_AVAILABLE with a message.
+/// FindCoordinator: this broker coordinates every group and every transactional id.
 pub fn find_coordinator(
     broker: &Broker,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
     let answer = |key: &str| -> (i16, Option<String>) {
-        if request.key_type == KEY_TYPE_TRANSACTION {
-            return (
-                errors::COORDINATOR_NOT_AVAILABLE,
-                Some("transactions are not implemented in this version of sluice".into()),
-            );
-        }
-        match validate_group_id(key) {
-            Ok(()) => (errors::NONE, None),
-            Err(code) => (code, Some(format!("group id {key:?} is empty or too long"))),
+        match request.key_type {
+            KEY_TYPE_GROUP => match validate_group_id(key) {
+                Ok(()) => (errors::NONE, None),
+                Err(code) => (code, Some(format!("group id {key:?} is empty or too long"))),
+            },
+            KEY_TYPE_TRANSACTION if key.is_empty() => (
+                crate::txn::errors::INVALID_REQUEST,
+                Some("the transactional id is empty".into()),
+            ),
+            KEY_TYPE_TRANSACTION => (errors::NONE, None),
+            other => (
+                crate::txn::errors::INVALID_REQUEST,
+                Some(format!("unknown coordinator key type {other}")),
+            ),
         }
     };
     let mut response = FindCoordinatorResponse::default();

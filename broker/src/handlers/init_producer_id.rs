@@ -1,6 +1,7 @@
-//! InitProducerId for idempotent (non-transactional) producers: a new producer id with
+//! InitProducerId. For idempotent (non-transactional) producers: a new producer id with
 //! epoch 0, or, when the producer names its id and epoch (v3+, KIP-360), the same id with
-//! the next epoch. Transactions are not implemented, so a transactional id is refused.
+//! the next epoch. For transactional producers the transaction coordinator decides (a new
+//! id, or the id's next epoch, fencing older producers).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
@@ -9,6 +10,7 @@ use parking_lot::Mutex;
 use super::INVALID_REQUEST;
 use crate::broker::Broker;
 use crate::topics::{TopicError, TopicRegistry};
+use crate::txn::{errors, ProducerRef};
 
 /// Producer ids reserved in `cluster-metadata.json` at a time, so the file is written once
 /// per this many InitProducerId calls rather than on each. Ids of a block not handed out
@@ -46,20 +48,6 @@ pub fn handle(
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    match request.transactional_id.as_deref().map(|t| t.as_str()) {
-        None => {}
-        // Kafka's transaction coordinator refuses an empty transactional id the same way.
-        Some("") => {
-            response.error_code = INVALID_REQUEST;
-            return response;
-        }
-        // Transactions are not implemented (FindCoordinator for a transactional id says so
-        // too): UNSUPPORTED_VERSION makes clients fail fast instead of retrying.
-        Some(_) => {
-            response.error_code = ResponseError::UnsupportedVersion.code();
-            return response;
-        }
-    }
     let (requested_id, requested_epoch) = if version >= 3 {
         (request.producer_id.0, request.producer_epoch)
     } else {
@@ -67,6 +55,38 @@ pub fn handle(
     };
     if (requested_id < 0) != (requested_epoch < 0) {
         response.error_code = INVALID_REQUEST;
+        return response;
+    }
+    if let Some(transactional_id) = request.transactional_id.as_deref() {
+        let expected = (requested_id >= 0).then_some(ProducerRef {
+            id: requested_id,
+            epoch: requested_epoch,
+        });
+        let fenced = if version >= 4 {
+            errors::PRODUCER_FENCED
+        } else {
+            errors::INVALID_PRODUCER_EPOCH
+        };
+        let allocate = || {
+            broker.producer_ids.allocate(&broker.topics).map_err(|e| {
+                tracing::error!(error = %e, "cannot reserve producer ids");
+                ResponseError::CoordinatorNotAvailable.code()
+            })
+        };
+        match broker.transactions.init_producer(
+            transactional_id.as_str(),
+            request.transaction_timeout_ms,
+            expected,
+            fenced,
+            &allocate,
+            broker,
+        ) {
+            Ok(producer) => {
+                response.producer_id = ProducerId(producer.id);
+                response.producer_epoch = producer.epoch;
+            }
+            Err(code) => response.error_code = code,
+        }
         return response;
     }
     // KIP-360: a producer that already has an id asks for the next epoch; when the epoch
@@ -157,15 +177,46 @@ mod tests {
     }
 
     #[test]
-    fn transactional_ids_are_refused() {
+    fn transactional_ids_get_their_next_epoch_and_fence_older_producers() {
         let (_dir, broker) = test_broker();
-        for version in versions(ApiKey::InitProducerId) {
+        let init = |version: i16, expected: Option<(i64, i16)>, timeout: i32| {
             let mut r = plain();
             r.transactional_id = Some(TransactionalId(kstr("tx")));
+            r.transaction_timeout_ms = timeout;
+            if let Some((id, epoch)) = expected {
+                r.producer_id = ProducerId(id);
+                r.producer_epoch = epoch;
+            }
             let response = handle(&broker, r, version);
-            assert_eq!(response.error_code, 35);
-            assert_eq!(response.producer_id.0, -1);
-            assert_encodes(&ResponseKind::InitProducerId(response), version);
-        }
+            assert_encodes(&ResponseKind::InitProducerId(response.clone()), version);
+            response
+        };
+        let first = init(4, None, 60_000);
+        assert_eq!((first.error_code, first.producer_epoch), (0, 0));
+        let again = init(1, None, 60_000);
+        assert_eq!(
+            (again.error_code, again.producer_id, again.producer_epoch),
+            (0, first.producer_id, 1)
+        );
+        // KIP-360: a producer naming a stale epoch is fenced (PRODUCER_FENCED from v4).
+        let stale = Some((first.producer_id.0, 0));
+        assert_eq!(init(4, stale, 60_000).error_code, errors::PRODUCER_FENCED);
+        assert_eq!(
+            init(3, stale, 60_000).error_code,
+            errors::INVALID_PRODUCER_EPOCH
+        );
+        let current = Some((first.producer_id.0, 1));
+        assert_eq!(init(5, current, 60_000).producer_epoch, 2);
+        assert_eq!(
+            init(4, None, 900_001).error_code,
+            errors::INVALID_TRANSACTION_TIMEOUT
+        );
+        assert_eq!(
+            init(4, None, 0).error_code,
+            errors::INVALID_TRANSACTION_TIMEOUT
+        );
+        let mut empty = plain();
+        empty.transactional_id = Some(TransactionalId(kstr("")));
+        assert_eq!(handle(&broker, empty, 4).error_code, INVALID_REQUEST);
     }
 }

@@ -1,5 +1,7 @@
 //! ListOffsets: earliest (-2, and -4 earliest-local), latest (-1), max timestamp (-3), or
-//! the first offset whose timestamp is at or after a given time.
+//! the first offset whose timestamp is at or after a given time. A `read_committed` client
+//! (v2+) sees the log as far as the last stable offset: latest is the LSO, and a record
+//! at or past it is not found by time.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -22,6 +24,7 @@ pub async fn handle(
     version: i16,
 ) -> ListOffsetsResponse {
     let mut response = ListOffsetsResponse::default();
+    let read_committed = version >= 2 && request.isolation_level == 1;
     for topic in request.topics {
         let mut t = ListOffsetsTopicResponse::default();
         t.name = topic.name.clone();
@@ -37,9 +40,10 @@ pub async fn handle(
                 None => r.error_code = UNKNOWN_TOPIC_OR_PARTITION,
                 Some(log) => {
                     let target = p.timestamp;
-                    let found = tokio::task::spawn_blocking(move || lookup(&log, target))
-                        .await
-                        .unwrap_or(Err(-1));
+                    let found =
+                        tokio::task::spawn_blocking(move || lookup(&log, target, read_committed))
+                            .await
+                            .unwrap_or(Err(-1));
                     match found {
                         Ok((offset, timestamp)) => {
                             r.offset = offset;
@@ -57,18 +61,27 @@ pub async fn handle(
 }
 
 /// `(offset, timestamp)` for a ListOffsets target, or the Kafka error code.
-fn lookup(log: &PartitionLog, target: i64) -> Result<(i64, i64), i16> {
+fn lookup(log: &PartitionLog, target: i64, read_committed: bool) -> Result<(i64, i64), i16> {
+    let end = if read_committed {
+        log.last_stable_offset()
+    } else {
+        log.high_watermark()
+    };
+    let visible = |found: Option<(i64, i64)>| match found {
+        Some((offset, timestamp)) if offset < end => (offset, timestamp),
+        _ => (-1, -1),
+    };
     match target {
-        LATEST => Ok((log.high_watermark(), -1)),
+        LATEST => Ok((end, -1)),
         EARLIEST | EARLIEST_LOCAL => Ok((log.log_start_offset(), -1)),
-        MAX_TIMESTAMP => Ok(log
-            .max_timestamp_offset()
-            .map_err(|e| e.kafka_error_code())?
-            .map_or((-1, -1), |(o, t)| (o, t))),
-        t if t >= 0 => Ok(log
-            .offset_for_timestamp(t)
-            .map_err(|e| e.kafka_error_code())?
-            .map_or((-1, -1), |(o, t)| (o, t))),
+        MAX_TIMESTAMP => Ok(visible(
+            log.max_timestamp_offset()
+                .map_err(|e| e.kafka_error_code())?,
+        )),
+        t if t >= 0 => Ok(visible(
+            log.offset_for_timestamp(t)
+                .map_err(|e| e.kafka_error_code())?,
+        )),
         // Unknown special timestamps (e.g. -5, latest tiered) are not supported.
         _ => Err(42), // INVALID_REQUEST
     }

@@ -15,6 +15,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_transactions;
 pub mod fetch;
 pub mod groups;
 pub mod incremental_alter_configs;
@@ -26,6 +27,7 @@ pub mod offsets;
 pub mod produce;
 #[cfg(test)]
 pub mod test_support;
+pub mod transactions;
 
 /// Who sent a request: JoinGroup records it for DescribeGroups.
 #[derive(Debug, Clone, Default)]
@@ -118,6 +120,22 @@ pub async fn handle(
         RequestKind::InitProducerId(r) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, r, version))
         }
+        RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+            transactions::add_partitions_to_txn(broker, r, version),
+        ),
+        RequestKind::AddOffsetsToTxn(r) => {
+            ResponseKind::AddOffsetsToTxn(transactions::add_offsets_to_txn(broker, r, version))
+        }
+        RequestKind::EndTxn(r) => ResponseKind::EndTxn(transactions::end_txn(broker, r, version)),
+        RequestKind::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(transactions::txn_offset_commit(broker, r, version))
+        }
+        RequestKind::DescribeTransactions(r) => ResponseKind::DescribeTransactions(
+            describe_transactions::describe_transactions(broker, r, version),
+        ),
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(
+            describe_transactions::list_transactions(broker, r, version),
+        ),
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version))
         }

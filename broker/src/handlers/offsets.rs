@@ -92,13 +92,21 @@ pub async fn offset_commit(
     response
 }
 
-/// One group's committed offsets as `(topic, [(partition, offset, epoch, metadata)])`.
-type GroupOffsets = Vec<(String, Vec<(i32, i64, i32, String)>)>;
+/// One group's committed offsets as
+/// `(topic, [(partition, offset, epoch, metadata, error code)])`.
+type GroupOffsets = Vec<(String, Vec<(i32, i64, i32, String, i16)>)>;
 
+/// UNSTABLE_OFFSET_COMMIT: an open transaction holds an offset for the partition.
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// The committed offsets of a group. With `require_stable` (v7+, KIP-447) a partition whose
+/// offset an open transaction may still change answers UNSTABLE_OFFSET_COMMIT, so the
+/// consumer retries instead of starting from an offset about to move.
 fn fetch_group(
     broker: &Broker,
     group: &str,
     wanted: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<GroupOffsets, i16> {
     validate_group_id(group)?;
     let partitions = wanted.map(|topics| {
@@ -109,12 +117,16 @@ fn fetch_group(
     });
     let mut out: GroupOffsets = Vec::new();
     for ((topic, partition), committed) in broker.groups.committed(group, partitions) {
-        let (offset, epoch, metadata) = committed.map_or((-1, -1, String::new()), |c| {
-            (c.offset, c.leader_epoch, c.metadata)
-        });
+        let unstable = require_stable && broker.groups.has_pending_offset(group, &topic, partition);
+        let (offset, epoch, metadata) = match committed {
+            Some(c) if !unstable => (c.offset, c.leader_epoch, c.metadata),
+            _ => (-1, -1, String::new()),
+        };
+        let code = if unstable { UNSTABLE_OFFSET_COMMIT } else { 0 };
+        let entry = (partition, offset, epoch, metadata, code);
         match out.last_mut() {
-            Some((t, list)) if *t == topic => list.push((partition, offset, epoch, metadata)),
-            _ => out.push((topic, vec![(partition, offset, epoch, metadata)])),
+            Some((t, list)) if *t == topic => list.push(entry),
+            _ => out.push((topic, vec![entry])),
         }
     }
     Ok(out)
@@ -137,7 +149,7 @@ pub fn offset_fetch(
             });
             let mut rg = OffsetFetchResponseGroup::default();
             rg.group_id = g.group_id.clone();
-            match fetch_group(broker, g.group_id.as_str(), wanted) {
+            match fetch_group(broker, g.group_id.as_str(), wanted, request.require_stable) {
                 Err(code) => rg.error_code = code,
                 Ok(topics) => {
                     rg.topics = topics
@@ -147,9 +159,10 @@ pub fn offset_fetch(
                             t.name = TopicName(kstr(name));
                             t.partitions = parts
                                 .into_iter()
-                                .map(|(p, offset, epoch, metadata)| {
+                                .map(|(p, offset, epoch, metadata, code)| {
                                     let mut rp = OffsetFetchResponsePartitions::default();
                                     rp.partition_index = p;
+                                    rp.error_code = code;
                                     rp.committed_offset = offset;
                                     rp.committed_leader_epoch = epoch;
                                     rp.metadata = Some(kstr(metadata));
@@ -170,7 +183,8 @@ pub fn offset_fetch(
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    match fetch_group(broker, request.group_id.as_str(), wanted) {
+    let require_stable = version >= 7 && request.require_stable;
+    match fetch_group(broker, request.group_id.as_str(), wanted, require_stable) {
         Err(code) if version >= 2 => response.error_code = code,
         Err(_) => {}
         Ok(topics) => {
@@ -181,9 +195,10 @@ pub fn offset_fetch(
                     t.name = TopicName(kstr(name));
                     t.partitions = parts
                         .into_iter()
-                        .map(|(p, offset, epoch, metadata)| {
+                        .map(|(p, offset, epoch, metadata, code)| {
                             let mut rp = OffsetFetchResponsePartition::default();
                             rp.partition_index = p;
+                            rp.error_code = code;
                             rp.committed_offset = offset;
                             if version >= 5 {
                                 rp.committed_leader_epoch = epoch;

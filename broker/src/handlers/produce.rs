@@ -6,14 +6,35 @@ use std::sync::Arc;
 use bytes::Bytes;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use sluice_storage::batch::BATCH_HEADER_LEN;
+use sluice_storage::transactions::TRANSACTIONAL_FLAG;
 use sluice_storage::{now_ms, AppendInfo, PartitionLog, StorageError};
 use uuid::Uuid;
 
 use super::{kstr, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
 use crate::broker::Broker;
+use crate::txn::ProducerRef;
 
 const INVALID_REQUIRED_ACKS: i16 = 21;
 const CORRUPT_MESSAGE: i16 = 2;
+
+/// Why a partition's batches were refused: the Kafka error code and a message.
+type Refusal = (i16, String);
+
+fn refusal(e: StorageError) -> Refusal {
+    (e.kafka_error_code(), e.to_string())
+}
+
+/// The producer of a transactional first batch in `records`, if it is one (the log checks
+/// the rest of the batch).
+fn transactional_producer(records: &[u8]) -> Option<ProducerRef> {
+    let header = records.get(..BATCH_HEADER_LEN)?;
+    let attributes = i16::from_be_bytes([header[21], header[22]]);
+    (attributes & TRANSACTIONAL_FLAG != 0).then(|| ProducerRef {
+        id: i64::from_be_bytes(header[43..51].try_into().expect("8 bytes")),
+        epoch: i16::from_be_bytes([header[51], header[52]]),
+    })
+}
 
 /// One partition's part of the request, resolved to its log.
 struct Work {
@@ -70,15 +91,28 @@ pub async fn handle(
                 .map(|(l, b)| (i, l.clone(), b.clone()))
         })
         .collect();
+    let transactions = broker.transactions.clone();
     let appended = tokio::task::spawn_blocking(move || {
         let now = now_ms();
         jobs.into_iter()
-            .map(|(i, log, bytes)| (i, log.topic_partition().clone(), log.append(&bytes, now)))
+            .map(|(i, log, bytes)| {
+                let tp = log.topic_partition().clone();
+                let append = || log.append(&bytes, now).map_err(refusal);
+                let result = match transactional_producer(&bytes) {
+                    // A transactional batch is appended only into an open transaction that
+                    // holds the partition, and the transaction cannot end meanwhile.
+                    Some(producer) => transactions
+                        .while_in_transaction(producer, &tp.topic, tp.partition, append)
+                        .and_then(|r| r),
+                    None => append(),
+                };
+                (i, tp, result)
+            })
             .collect::<Vec<_>>()
     })
     .await
     .unwrap_or_default();
-    let mut results: Vec<Option<Result<AppendInfo, StorageError>>> =
+    let mut results: Vec<Option<Result<AppendInfo, Refusal>>> =
         (0..work.len()).map(|_| None).collect();
     for (i, tp, result) in appended {
         match &result {
@@ -86,7 +120,7 @@ pub async fn handle(
                 tracing::debug!(partition = %tp, base_offset = info.base_offset, "duplicate batch of an idempotent producer acknowledged");
             }
             Ok(_) => broker.appends.notify(&tp),
-            Err(e) => tracing::debug!(partition = %tp, error = %e, "produce refused"),
+            Err((_, e)) => tracing::debug!(partition = %tp, error = %e, "produce refused"),
         }
         results[i] = Some(result);
     }
@@ -114,9 +148,9 @@ pub async fn handle(
                 }
                 None
             }
-            (Ok(_), Some(Err(e))) => {
-                p.error_code = e.kafka_error_code();
-                Some(e.to_string())
+            (Ok(_), Some(Err((code, message)))) => {
+                p.error_code = code;
+                Some(message)
             }
             (Ok(_), None) => {
                 p.error_code = StorageError::Closed.kafka_error_code();

@@ -1,0 +1,138 @@
+//! Offsets committed inside a transaction (TxnOffsetCommit, KIP-98/KIP-447): written to
+//! `__consumer_offsets` as the producer's transactional records, held aside until the
+//! transaction coordinator writes the commit marker (then they become the group's committed
+//! offsets) or the abort marker (then they are dropped).
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::group::Group;
+use super::offsets_log::{self, Entry};
+use super::{errors, validate_group_id, CommittedOffset, GroupCoordinator};
+use crate::internal_log::TxnProducer;
+use sluice_storage::now_ms;
+
+/// `(group, topic, partition)`.
+type GroupPartition = (String, String, i32);
+
+/// Pending transactional offsets per producer id.
+#[derive(Debug, Default)]
+pub struct PendingTxnOffsets {
+    by_producer: HashMap<i64, BTreeMap<GroupPartition, CommittedOffset>>,
+}
+
+impl PendingTxnOffsets {
+    /// Holds an offset of `producer`'s open transaction (a later one for the same
+    /// partition replaces it).
+    pub fn add(&mut self, producer: i64, group: &str, tp: (String, i32), value: CommittedOffset) {
+        self.by_producer
+            .entry(producer)
+            .or_default()
+            .insert((group.to_string(), tp.0, tp.1), value);
+    }
+
+    /// Takes the offsets of `producer`'s transaction (when it ends).
+    pub fn take(&mut self, producer: i64) -> BTreeMap<GroupPartition, CommittedOffset> {
+        self.by_producer.remove(&producer).unwrap_or_default()
+    }
+
+    /// Whether an open transaction holds an offset for this group's partition.
+    pub fn holds(&self, group: &str, topic: &str, partition: i32) -> bool {
+        let key = (group.to_string(), topic.to_string(), partition);
+        self.by_producer.values().any(|m| m.contains_key(&key))
+    }
+}
+
+/// Who sends a TxnOffsetCommit (KIP-447: the consumer's group generation and member, so a
+/// zombie whose partitions moved to another member is refused).
+#[derive(Debug, Clone)]
+pub struct TxnCommitter<'a> {
+    /// The transactional producer.
+    pub producer: TxnProducer,
+    /// Group generation, -1 when not given (v0-2).
+    pub generation: i32,
+    /// Member id, empty when not given.
+    pub member_id: &'a str,
+    /// Static member instance id.
+    pub instance_id: Option<&'a str>,
+}
+
+impl GroupCoordinator {
+    /// TxnOffsetCommit: checks the committer against the group (KIP-447), writes the offsets
+    /// as `producer`'s transactional records and holds them until the transaction ends.
+    /// Returns a code per offset, or one code for the whole request.
+    pub fn txn_commit(
+        &self,
+        group_id: &str,
+        committer: &TxnCommitter<'_>,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) -> Result<Vec<i16>, i16> {
+        validate_group_id(group_id)?;
+        let mut groups = self.groups.lock();
+        let group = groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| Group::new(group_id, now_ms()));
+        if !committer.member_id.is_empty() {
+            group.check_member(committer.member_id, committer.instance_id)?;
+        }
+        if committer.generation >= 0 && committer.generation != group.generation {
+            return Err(errors::ILLEGAL_GENERATION);
+        }
+        let codes: Vec<i16> = offsets
+            .iter()
+            .map(|(_, o)| {
+                if o.metadata.len() > self.settings.max_metadata_bytes {
+                    errors::OFFSET_METADATA_TOO_LARGE
+                } else {
+                    errors::NONE
+                }
+            })
+            .collect();
+        let accepted: Vec<((String, i32), CommittedOffset)> = offsets
+            .into_iter()
+            .zip(&codes)
+            .filter(|(_, c)| **c == errors::NONE)
+            .map(|(o, _)| o)
+            .collect();
+        let entries: Vec<Entry> = accepted
+            .iter()
+            .map(|((topic, partition), value)| Entry::Offset {
+                group: group_id.to_string(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: Some(value.clone()),
+            })
+            .collect();
+        offsets_log::append(&self.log, &entries, Some(committer.producer)).map_err(|e| {
+            tracing::warn!(group = group_id, error = %e, "cannot write transactional offsets");
+            e.kafka_error_code()
+        })?;
+        let mut pending = self.pending.lock();
+        for (tp, value) in accepted {
+            pending.add(committer.producer.id, group_id, tp, value);
+        }
+        Ok(codes)
+    }
+
+    /// The transaction of `producer` ended (its marker is in `__consumer_offsets`): its
+    /// offsets become committed, or are dropped.
+    pub fn complete_txn(&self, producer: i64, commit: bool) {
+        let mut groups = self.groups.lock();
+        let done = self.pending.lock().take(producer);
+        if !commit {
+            return;
+        }
+        for ((group, topic, partition), value) in done {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, now_ms()))
+                .offsets
+                .insert((topic, partition), value);
+        }
+    }
+
+    /// Whether an open transaction holds an offset for the partition (OffsetFetch with
+    /// require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending_offset(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.pending.lock().holds(group, topic, partition)
+    }
+}

@@ -51,7 +51,6 @@ const {
   waitFor,
   errorTypes,
   GROUP_TEST_ENV,
-  CONSUMER_TIMEOUTS,
 } = require('./support')
 
 /** Explicit CreateTime timestamps: an hour ago (inside retention). */
@@ -536,7 +535,7 @@ describe('kafkajs transactions', () => {
     await waitForCount(readUncommitted, 7, 'read_uncommitted, transaction open')
     assert.deepEqual(byPartition(readUncommitted.messages, PARTITIONS), ledger.view({ readUncommitted: true }))
     // ...read_committed nothing past the LSO, not even the plain records after it.
-    await waitForFresh(readCommitted)
+    await waitForFreshFetch(readCommitted)
     assert.deepEqual(
       byPartition(readCommitted.messages, PARTITIONS),
       ledger.view({ readUncommitted: false }).map((records) => records.filter((r) => r.offset < 1)),
@@ -623,7 +622,10 @@ describe('kafkajs transactions', () => {
     const third = await transactionalProducer(ctx, transactionalId)
     const thirdTxn = await third.transaction()
     const previousTxn = await successor.transaction()
-    await assertFenced(previousTxn.send({ topic, acks: -1, messages: messagesFor('late', 0, 1, seq) }), 'fenced successor Produce')
+    await assertFenced(
+      previousTxn.send({ topic, acks: -1, messages: messagesFor('late', 0, 1, seq) }),
+      'fenced successor AddPartitionsToTxn'
+    )
     const thirdState = ledger.begin('third')
     await ledger.send(thirdTxn.send, topic, messagesFor('third', 2, 1, seq), thirdState)
     await thirdTxn.commit()
@@ -715,8 +717,10 @@ describe('kafkajs transactions across a SIGKILL', () => {
     await ctx.broker.restart()
     await producer.disconnect().catch(() => {})
 
-    // Recovered: the ended transactions' outcomes; the open one still holds back the LSO.
-    assert.deepEqual(await lastStableOffsets(admin, topic), [2, ledger.next[1]], 'LSO after restart: the open transaction')
+    // Recovered: the ended transactions' outcomes; the open one still holds back the LSO of
+    // partition 0 (its record is at 3, after c1's two records and marker).
+    assert.deepEqual(ledger.next, [4, 5])
+    assert.deepEqual(await lastStableOffsets(admin, topic), [3, 5], 'LSO after restart: the open transaction')
     assert.deepEqual(await committed(admin, groupId, source), [3], 'only the committed transaction\'s offset')
 
     // The next producer with the transactionalId aborts it (recovered coordinator state).
@@ -743,5 +747,3 @@ describe('kafkajs transactions across a SIGKILL', () => {
     await readUncommitted.consumer.disconnect()
   })
 })
-
-module.exports = { CONSUMER_TIMEOUTS } // (kept for symmetry with support; not used elsewhere)

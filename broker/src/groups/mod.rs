@@ -658,11 +658,11 @@ fn restore(group: &mut Group, stored: StoredGroup, now: Instant) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sluice_storage::{LogConfig, TopicPartition};
 
-    fn coordinator(dir: &std::path::Path, retention_ms: i64) -> GroupCoordinator {
+    pub(super) fn coordinator(dir: &std::path::Path, retention_ms: i64) -> GroupCoordinator {
         let log = PartitionLog::open(
             &dir.join("__consumer_offsets-0"),
             TopicPartition::new(offsets_log::TOPIC, 0),
@@ -684,7 +684,7 @@ mod tests {
         .unwrap()
     }
 
-    fn offset(o: i64, metadata: &str) -> CommittedOffset {
+    pub(super) fn offset(o: i64, metadata: &str) -> CommittedOffset {
         CommittedOffset {
             offset: o,
             leader_epoch: 0,

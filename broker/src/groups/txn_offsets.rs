@@ -136,3 +136,98 @@ impl GroupCoordinator {
         self.pending.lock().holds(group, topic, partition)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_storage::TxnMarker;
+
+    use super::super::tests::{coordinator, offset};
+    use super::*;
+
+    const DAY: i64 = 86_400_000;
+
+    fn committer(id: i64) -> TxnCommitter<'static> {
+        TxnCommitter {
+            producer: TxnProducer { id, epoch: 0 },
+            generation: -1,
+            member_id: "",
+            instance_id: None,
+        }
+    }
+
+    fn end(c: &GroupCoordinator, producer: i64, commit: bool) {
+        let marker = TxnMarker {
+            producer_id: producer,
+            producer_epoch: 0,
+            coordinator_epoch: 0,
+            commit,
+        };
+        c.log.write_marker(&marker, now_ms()).unwrap();
+        c.complete_txn(producer, commit);
+    }
+
+    fn committed(c: &GroupCoordinator, group: &str, partition: i32) -> Option<i64> {
+        c.committed(group, Some(vec![("t".to_string(), partition)]))[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset)
+    }
+
+    #[test]
+    fn transactional_offsets_count_only_once_committed_also_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let c = coordinator(dir.path(), DAY);
+            c.commit("g", -1, "", None, vec![(("t".into(), 0), offset(5, ""))])
+                .unwrap();
+            c.txn_commit("g", &committer(1), vec![(("t".into(), 0), offset(10, ""))])
+                .unwrap();
+            c.txn_commit("g", &committer(2), vec![(("t".into(), 1), offset(20, ""))])
+                .unwrap();
+            c.txn_commit("g", &committer(3), vec![(("t".into(), 2), offset(30, ""))])
+                .unwrap();
+            assert_eq!(committed(&c, "g", 0), Some(5), "pending until the marker");
+            assert!(c.has_pending_offset("g", "t", 0));
+            end(&c, 1, true);
+            end(&c, 2, false);
+            assert_eq!(committed(&c, "g", 0), Some(10));
+            assert_eq!(committed(&c, "g", 1), None, "aborted offsets are dropped");
+            assert!(!c.has_pending_offset("g", "t", 0));
+            assert!(c.has_pending_offset("g", "t", 2));
+        }
+        let c = coordinator(dir.path(), DAY);
+        assert_eq!(committed(&c, "g", 0), Some(10));
+        assert_eq!(committed(&c, "g", 1), None);
+        assert_eq!(committed(&c, "g", 2), None);
+        assert!(
+            c.has_pending_offset("g", "t", 2),
+            "an open transaction's offsets stay pending across a restart"
+        );
+        end(&c, 3, true);
+        assert_eq!(committed(&c, "g", 2), Some(30));
+    }
+
+    #[test]
+    fn zombie_members_are_refused_by_generation_and_member_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), DAY);
+        let zombie = TxnCommitter {
+            member_id: "gone",
+            ..committer(1)
+        };
+        let offsets = || vec![(("t".to_string(), 0), offset(1, ""))];
+        assert_eq!(
+            c.txn_commit("g", &zombie, offsets()),
+            Err(errors::UNKNOWN_MEMBER_ID)
+        );
+        let old_generation = TxnCommitter {
+            generation: 7,
+            ..committer(1)
+        };
+        assert_eq!(
+            c.txn_commit("g", &old_generation, offsets()),
+            Err(errors::ILLEGAL_GENERATION)
+        );
+        assert!(!c.has_pending_offset("g", "t", 0));
+    }
+}

@@ -395,11 +395,11 @@ impl TransactionCoordinator {
                 )
             })?;
         let meta = entry.lock();
-        if producer.epoch < meta.producer_epoch {
+        if producer.epoch != meta.producer_epoch {
             return Err((
                 errors::INVALID_PRODUCER_EPOCH,
                 format!(
-                    "producer epoch {} is stale: transactional id {} is at epoch {}",
+                    "producer epoch {} is not current: transactional id {} is at epoch {}",
                     producer.epoch, meta.transactional_id, meta.producer_epoch
                 ),
             ));
@@ -492,3 +492,6 @@ impl TransactionCoordinator {
         tracing::info!(transactional_id = %meta.transactional_id, "transactional id expired");
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -206,7 +206,7 @@ def run_kafka_python(args, end: dict[int, int]) -> int:
 def run_aiokafka(args, end: dict[int, int]) -> int:
     async def go() -> int:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-        from aiokafka.errors import KafkaError, ProducerFenced
+        from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
         p = AIOKafkaProducer(bootstrap_servers=args.bootstrap, transactional_id=args.txn_id,
                              transaction_timeout_ms=args.txn_timeout_ms, linger_ms=5)
         await p.start()
@@ -251,7 +251,7 @@ def run_aiokafka(args, end: dict[int, int]) -> int:
                             {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs},
                             args.group)
                     say(f"txn {n} committed")
-                except ProducerFenced as e:
+                except (ProducerFenced, InvalidProducerEpoch) as e:
                     say(f"fatal: {e!r}")
                     return 3
                 except KafkaError as e:

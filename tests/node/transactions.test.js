@@ -28,6 +28,10 @@
 // - An idempotent producer retries forever by default (retries = MAX_SAFE_INTEGER); the
 //   producers here get a finite retry so that a broker bug fails a test instead of hanging it
 //   (kafkajs only logs a warning for this).
+// - A kafkajs consumer with the default auto-commit settings does not commit its position
+//   past a fetch made only of control or aborted records (e.g. a partition's trailing
+//   commit/abort marker): its committed offset stays before the marker. The readers here
+//   set autoCommitThreshold: 1 (see startReader).
 // - admin.fetchTopicOffsets asks ListOffsets with isolation level READ_COMMITTED, so its
 //   `high` is the last stable offset, not the high watermark.
 // - TxnOffsetCommit v0/v1 carries no member id or generation; OffsetFetch (v1-v4 in kafkajs)
@@ -165,6 +169,11 @@ function messagesFor(tag, partition, count, seq) {
  * A kafkajs consumer in a new group reading `topic` from the beginning with eachMessage (and
  * auto-commit). `readUncommitted` is kafkajs's switch for the isolation level (default false:
  * read_committed). Its state: `messages` (as consumedRecord), `fetches` (completed fetches).
+ *
+ * autoCommitThreshold 1: kafkajs moves its position past a fetch that holds only control
+ * records or aborted records (a trailing commit/abort marker), but commits that position only
+ * through autoCommitInterval/autoCommitThreshold, both off by default; with the defaults the
+ * group's committed offset stays before a trailing marker. A threshold of 1 commits it.
  */
 async function startReader(ctx, topic, { readUncommitted = false, name } = {}) {
   const groupId = uniqueGroup(name || (readUncommitted ? 'read-uncommitted' : 'read-committed'))
@@ -175,6 +184,7 @@ async function startReader(ctx, topic, { readUncommitted = false, name } = {}) {
   })
   await consumer.subscribe({ topics: [topic], fromBeginning: true })
   await consumer.run({
+    autoCommitThreshold: 1,
     eachMessage: async ({ partition, message }) => {
       state.messages.push(consumedRecord(partition, message))
     },

@@ -3,6 +3,10 @@
 //! consume MB/s, produce latency percentiles, and the broker's CPU-seconds per GB (from
 //! /proc/<pid>/stat), next to the client process's own CPU per GB.
 //!
+//! With `--transactions N` the same messages are then produced again by a transactional
+//! producer (N messages per transaction, into a second topic) and read back with
+//! read_committed, and the transactional/plain throughput ratio of this one run is printed.
+//!
 //! Run: `bench/load` (builds release binaries, starts a broker on a free port with a temp
 //! data dir, runs this) or `cargo run --release -p sluice-e2e --bin load -- --help`.
 
@@ -39,6 +43,18 @@ struct Args {
     /// Partitions of the benchmark topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// Also produce the same data in transactions of this many messages and compare.
+    #[arg(long)]
+    transactions: Option<u64>,
+}
+
+/// What one produce or consume phase measured.
+struct Phase {
+    name: &'static str,
+    mb_per_s: f64,
+    broker_cpu_s: Option<f64>,
+    client_cpu_s: f64,
+    latencies_ms: Option<(f64, f64, f64)>,
 }
 
 /// Records the latency of every delivered message.
@@ -134,141 +150,61 @@ async fn main() -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()?;
-    for r in admin
-        .create_topics(
-            &[NewTopic::new(
-                &topic,
-                args.partitions,
-                TopicReplication::Fixed(1),
-            )],
-            &AdminOptions::new(),
-        )
-        .await?
-    {
-        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
-    }
+    create_topic(&admin, &topic, args.partitions).await?;
 
     let count = args.mb * 1024 * 1024 / args.message_bytes as u64;
     let total_bytes = count * args.message_bytes as u64;
-    let payload = vec![b'x'; args.message_bytes];
-    let context = LatencyContext {
-        latencies_us: Mutex::new(Vec::with_capacity(count as usize)),
-        failures: Mutex::new(0),
-    };
-    let producer: ThreadedProducer<LatencyContext> = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "1048576")
-        .set("queue.buffering.max.messages", "1000000")
-        .create_with_context(context)?;
-    let producer = Arc::new(producer);
-
     warm_page_cache(data.path(), total_bytes)?;
     let broker_split_0 = pid.map(process_cpu_split).transpose()?;
-    let broker_cpu_0 = pid.map(process_cpu_seconds).transpose()?;
-    let client_cpu_0 = process_cpu_seconds(std::process::id())?;
-    let start = Instant::now();
-    for i in 0..count {
-        let partition = (i % args.partitions as u64) as i32;
-        let mut record: BaseRecord<'_, [u8], [u8], Box<Instant>> =
-            BaseRecord::with_opaque_to(&topic, Box::new(Instant::now()))
-                .partition(partition)
-                .payload(&payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    record = r;
-                    std::thread::sleep(Duration::from_micros(200));
-                }
-            }
-        }
-    }
-    producer.flush(Duration::from_secs(300))?;
-    let produce_secs = start.elapsed().as_secs_f64();
-    let broker_cpu_1 = pid.map(process_cpu_seconds).transpose()?;
-    let client_cpu_1 = process_cpu_seconds(std::process::id())?;
-    let failures = *producer
-        .context()
-        .failures
-        .lock()
-        .map_err(|_| anyhow::anyhow!("lock"))?;
-    if failures > 0 {
-        bail!("{failures} messages failed to deliver");
-    }
-    let mut latencies = producer
-        .context()
-        .latencies_us
-        .lock()
-        .map_err(|_| anyhow::anyhow!("lock"))?
-        .clone();
-    latencies.sort_unstable();
-
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "load-no-commits")
-        .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "10485760")
-        .set("queued.max.messages.kbytes", "1048576")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..args.partitions {
-        tpl.add_partition_offset(&topic, p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let start = Instant::now();
-    let mut consumed = 0u64;
-    let mut consumed_bytes = 0u64;
-    while consumed < count {
-        if let Some(m) = consumer.poll(Duration::from_secs(10)) {
-            consumed_bytes += m?.payload_len() as u64;
-            consumed += 1;
-        } else if start.elapsed() > Duration::from_secs(600) {
-            bail!("consumed only {consumed} of {count} messages");
-        }
-    }
-    let consume_secs = start.elapsed().as_secs_f64();
-    let broker_cpu_2 = pid.map(process_cpu_seconds).transpose()?;
+    let run = Run {
+        bootstrap: bootstrap.clone(),
+        pid,
+        count,
+        message_bytes: args.message_bytes,
+        partitions: args.partitions,
+    };
+    let mut phases = vec![
+        run.produce(&topic, None)?,
+        run.consume(&topic, "read_uncommitted")?,
+    ];
     let broker_split_2 = pid.map(process_cpu_split).transpose()?;
-    let client_cpu_2 = process_cpu_seconds(std::process::id())?;
+    if let Some(per_txn) = args.transactions {
+        let txn_topic = format!("{topic}-txn");
+        create_topic(&admin, &txn_topic, args.partitions).await?;
+        phases.push(run.produce(&txn_topic, Some(per_txn))?);
+        phases.push(run.consume(&txn_topic, "read_committed")?);
+    }
 
     let gb = total_bytes as f64 / 1e9;
     let mb = total_bytes as f64 / 1e6;
     println!("sluice load benchmark: {count} messages of {} B ({mb:.0} MB) to {} partitions, acks=all, librdkafka {}", args.message_bytes, args.partitions, rdkafka::util::get_rdkafka_version().1);
     println!(
-        "{:<10} {:>10} {:>14} {:>14}",
+        "{:<14} {:>10} {:>16} {:>16}",
         "phase", "MB/s", "broker CPU-s/GB", "client CPU-s/GB"
     );
-    let per_gb = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) => format!("{:.3}", (b - a) / gb),
-        _ => "n/a".to_string(),
-    };
-    println!(
-        "{:<10} {:>10.1} {:>14} {:>14.3}",
-        "produce",
-        mb / produce_secs,
-        per_gb(broker_cpu_0, broker_cpu_1),
-        (client_cpu_1 - client_cpu_0) / gb
-    );
-    println!(
-        "{:<10} {:>10.1} {:>14} {:>14.3}",
-        "consume",
-        consumed_bytes as f64 / 1e6 / consume_secs,
-        per_gb(broker_cpu_1, broker_cpu_2),
-        (client_cpu_2 - client_cpu_1) / gb
-    );
-    println!(
-        "produce latency ms: p50 {:.2}  p99 {:.2}  max {:.2}",
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
-    );
+    for phase in &phases {
+        println!(
+            "{:<14} {:>10.1} {:>16} {:>16.3}",
+            phase.name,
+            phase.mb_per_s,
+            phase
+                .broker_cpu_s
+                .map_or("n/a".to_string(), |c| format!("{:.3}", c / gb)),
+            phase.client_cpu_s / gb
+        );
+    }
+    for phase in &phases {
+        if let Some((p50, p99, max)) = phase.latencies_ms {
+            println!(
+                "{} latency ms: p50 {p50:.2}  p99 {p99:.2}  max {max:.2}",
+                phase.name
+            );
+        }
+    }
+    let plain: Option<f64> = phases[..2].iter().map(|p| p.broker_cpu_s).sum();
     println!(
         "broker CPU-s per GB produced+consumed: {}",
-        per_gb(broker_cpu_0, broker_cpu_2)
+        plain.map_or("n/a".to_string(), |c| format!("{:.3}", c / gb))
     );
     if let (Some((u0, s0)), Some((u2, s2))) = (broker_split_0, broker_split_2) {
         println!(
@@ -277,6 +213,176 @@ async fn main() -> anyhow::Result<()> {
             (s2 - s0) / gb
         );
     }
+    if phases.len() == 4 {
+        println!(
+            "transactional / plain: produce {:.2}, consume {:.2}",
+            phases[2].mb_per_s / phases[0].mb_per_s,
+            phases[3].mb_per_s / phases[1].mb_per_s
+        );
+    }
     drop(started);
     Ok(())
+}
+
+async fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    for r in admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await?
+    {
+        r.map_err(|(t, e)| anyhow::anyhow!("creating {t}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The parameters every phase shares.
+struct Run {
+    bootstrap: String,
+    pid: Option<u32>,
+    count: u64,
+    message_bytes: usize,
+    partitions: i32,
+}
+
+impl Run {
+    /// Produces `count` messages round-robin over the partitions with acks=all; in
+    /// transactions of `per_txn` messages when given.
+    fn produce(&self, topic: &str, per_txn: Option<u64>) -> anyhow::Result<Phase> {
+        let payload = vec![b'x'; self.message_bytes];
+        let context = LatencyContext {
+            latencies_us: Mutex::new(Vec::with_capacity(self.count as usize)),
+            failures: Mutex::new(0),
+        };
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("batch.size", "1000000")
+            .set("queue.buffering.max.kbytes", "1048576")
+            .set("queue.buffering.max.messages", "1000000");
+        if per_txn.is_some() {
+            config.set("transactional.id", format!("{topic}-producer"));
+        }
+        let producer: ThreadedProducer<LatencyContext> = config.create_with_context(context)?;
+        let producer = Arc::new(producer);
+        if per_txn.is_some() {
+            producer.init_transactions(Duration::from_secs(30))?;
+        }
+        let broker_cpu_0 = self.pid.map(process_cpu_seconds).transpose()?;
+        let client_cpu_0 = process_cpu_seconds(std::process::id())?;
+        let start = Instant::now();
+        for i in 0..self.count {
+            if let Some(n) = per_txn {
+                if i % n == 0 {
+                    if i > 0 {
+                        producer.commit_transaction(Duration::from_secs(60))?;
+                    }
+                    producer.begin_transaction()?;
+                }
+            }
+            let partition = (i % self.partitions as u64) as i32;
+            let mut record: BaseRecord<'_, [u8], [u8], Box<Instant>> =
+                BaseRecord::with_opaque_to(topic, Box::new(Instant::now()))
+                    .partition(partition)
+                    .payload(&payload);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        record = r;
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            }
+        }
+        if per_txn.is_some() {
+            producer.commit_transaction(Duration::from_secs(60))?;
+        }
+        producer.flush(Duration::from_secs(300))?;
+        let secs = start.elapsed().as_secs_f64();
+        let broker_cpu_1 = self.pid.map(process_cpu_seconds).transpose()?;
+        let client_cpu_1 = process_cpu_seconds(std::process::id())?;
+        let failures = *producer
+            .context()
+            .failures
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?;
+        if failures > 0 {
+            bail!("{failures} messages failed to deliver");
+        }
+        let mut latencies = producer
+            .context()
+            .latencies_us
+            .lock()
+            .map_err(|_| anyhow::anyhow!("lock"))?
+            .clone();
+        latencies.sort_unstable();
+        Ok(Phase {
+            name: if per_txn.is_some() {
+                "produce-txn"
+            } else {
+                "produce"
+            },
+            mb_per_s: (self.count * self.message_bytes as u64) as f64 / 1e6 / secs,
+            broker_cpu_s: broker_cpu_0.zip(broker_cpu_1).map(|(a, b)| b - a),
+            client_cpu_s: client_cpu_1 - client_cpu_0,
+            latencies_ms: Some((
+                percentile(&latencies, 0.50),
+                percentile(&latencies, 0.99),
+                percentile(&latencies, 1.0),
+            )),
+        })
+    }
+
+    /// Reads every message back from the start with the given isolation level.
+    fn consume(&self, topic: &str, isolation: &str) -> anyhow::Result<Phase> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("group.id", "load-no-commits")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", isolation)
+            .set("fetch.max.bytes", "52428800")
+            .set("max.partition.fetch.bytes", "10485760")
+            .set("queued.max.messages.kbytes", "1048576")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..self.partitions {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&tpl)?;
+        let broker_cpu_0 = self.pid.map(process_cpu_seconds).transpose()?;
+        let client_cpu_0 = process_cpu_seconds(std::process::id())?;
+        let start = Instant::now();
+        let mut consumed = 0u64;
+        let mut consumed_bytes = 0u64;
+        while consumed < self.count {
+            if let Some(m) = consumer.poll(Duration::from_secs(10)) {
+                consumed_bytes += m?.payload_len() as u64;
+                consumed += 1;
+            } else if start.elapsed() > Duration::from_secs(600) {
+                bail!("consumed only {consumed} of {} messages", self.count);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let broker_cpu_1 = self.pid.map(process_cpu_seconds).transpose()?;
+        let client_cpu_1 = process_cpu_seconds(std::process::id())?;
+        Ok(Phase {
+            name: if isolation == "read_committed" {
+                "consume-txn"
+            } else {
+                "consume"
+            },
+            mb_per_s: consumed_bytes as f64 / 1e6 / secs,
+            broker_cpu_s: broker_cpu_0.zip(broker_cpu_1).map(|(a, b)| b - a),
+            client_cpu_s: client_cpu_1 - client_cpu_0,
+            latencies_ms: None,
+        })
+    }
 }

@@ -3,14 +3,14 @@
 //! consume MB/s, produce latency percentiles, and the broker's CPU-seconds per GB (from
 //! /proc/<pid>/stat), next to the client process's own CPU per GB.
 //!
-//! With `--transactions N` the same messages are then produced again by a transactional
-//! producer (N messages per transaction, into a second topic) and read back with
+//! With `--txn-commit-ms N` the same messages are then produced again by a transactional
+//! producer (a commit every N ms, into a second topic) and read back with
 //! read_committed, and the transactional/plain throughput ratio of this one run is printed.
 //!
 //! Run: `bench/load` (builds release binaries, starts a broker on a free port with a temp
 //! data dir, runs this) or `cargo run --release -p sluice-e2e --bin load -- --help`.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -19,7 +19,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sluice_e2e::Broker;
 
@@ -43,9 +43,10 @@ struct Args {
     /// Partitions of the benchmark topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
-    /// Also produce the same data in transactions of this many messages and compare.
+    /// Also produce the same data in transactions committed every this many milliseconds,
+    /// read it back read_committed, and compare with the plain phases.
     #[arg(long)]
-    transactions: Option<u64>,
+    txn_commit_ms: Option<u64>,
 }
 
 /// What one produce or consume phase measured.
@@ -55,6 +56,8 @@ struct Phase {
     broker_cpu_s: Option<f64>,
     client_cpu_s: f64,
     latencies_ms: Option<(f64, f64, f64)>,
+    /// Transactions committed (transactional produce only).
+    commits: u64,
 }
 
 /// Records the latency of every delivered message.
@@ -154,7 +157,9 @@ async fn main() -> anyhow::Result<()> {
 
     let count = args.mb * 1024 * 1024 / args.message_bytes as u64;
     let total_bytes = count * args.message_bytes as u64;
-    warm_page_cache(data.path(), total_bytes)?;
+    // The transactional phases write the same amount again, into memory of their own.
+    let phases_writing = if args.txn_commit_ms.is_some() { 2 } else { 1 };
+    warm_page_cache(data.path(), total_bytes * phases_writing)?;
     let broker_split_0 = pid.map(process_cpu_split).transpose()?;
     let run = Run {
         bootstrap: bootstrap.clone(),
@@ -168,7 +173,7 @@ async fn main() -> anyhow::Result<()> {
         run.consume(&topic, "read_uncommitted")?,
     ];
     let broker_split_2 = pid.map(process_cpu_split).transpose()?;
-    if let Some(per_txn) = args.transactions {
+    if let Some(per_txn) = args.txn_commit_ms {
         let txn_topic = format!("{topic}-txn");
         create_topic(&admin, &txn_topic, args.partitions).await?;
         phases.push(run.produce(&txn_topic, Some(per_txn))?);
@@ -215,6 +220,11 @@ async fn main() -> anyhow::Result<()> {
     }
     if phases.len() == 4 {
         println!(
+            "transactions committed: {} (every {} ms)",
+            phases[2].commits,
+            args.txn_commit_ms.unwrap_or_default()
+        );
+        println!(
             "transactional / plain: produce {:.2}, consume {:.2}",
             phases[2].mb_per_s / phases[0].mb_per_s,
             phases[3].mb_per_s / phases[1].mb_per_s
@@ -252,8 +262,11 @@ struct Run {
 
 impl Run {
     /// Produces `count` messages round-robin over the partitions with acks=all; in
-    /// transactions of `per_txn` messages when given.
-    fn produce(&self, topic: &str, per_txn: Option<u64>) -> anyhow::Result<Phase> {
+    /// transactions committed every `commit_ms` milliseconds when given. The producer is
+    /// polled by this thread (the usual librdkafka loop) so a commit's flush is not held up
+    /// by a separate poller.
+    fn produce(&self, topic: &str, commit_ms: Option<u64>) -> anyhow::Result<Phase> {
+        let per_txn = commit_ms.map(Duration::from_millis);
         let payload = vec![b'x'; self.message_bytes];
         let context = LatencyContext {
             latencies_us: Mutex::new(Vec::with_capacity(self.count as usize)),
@@ -270,21 +283,25 @@ impl Run {
         if per_txn.is_some() {
             config.set("transactional.id", format!("{topic}-producer"));
         }
-        let producer: ThreadedProducer<LatencyContext> = config.create_with_context(context)?;
-        let producer = Arc::new(producer);
+        let producer: BaseProducer<LatencyContext> = config.create_with_context(context)?;
         if per_txn.is_some() {
             producer.init_transactions(Duration::from_secs(30))?;
         }
         let broker_cpu_0 = self.pid.map(process_cpu_seconds).transpose()?;
         let client_cpu_0 = process_cpu_seconds(std::process::id())?;
         let start = Instant::now();
+        let mut txn_started = None;
+        let mut commits = 0u64;
         for i in 0..self.count {
-            if let Some(n) = per_txn {
-                if i % n == 0 {
-                    if i > 0 {
-                        producer.commit_transaction(Duration::from_secs(60))?;
-                    }
+            if let Some(interval) = per_txn {
+                if txn_started.is_some_and(|t: Instant| t.elapsed() >= interval) {
+                    producer.commit_transaction(Duration::from_secs(60))?;
+                    commits += 1;
+                    txn_started = None;
+                }
+                if txn_started.is_none() {
                     producer.begin_transaction()?;
+                    txn_started = Some(Instant::now());
                 }
             }
             let partition = (i % self.partitions as u64) as i32;
@@ -297,13 +314,15 @@ impl Run {
                     Ok(()) => break,
                     Err((_, r)) => {
                         record = r;
-                        std::thread::sleep(Duration::from_micros(200));
+                        producer.poll(Duration::from_millis(1));
                     }
                 }
             }
+            producer.poll(Duration::ZERO);
         }
-        if per_txn.is_some() {
+        if txn_started.is_some() {
             producer.commit_transaction(Duration::from_secs(60))?;
+            commits += 1;
         }
         producer.flush(Duration::from_secs(300))?;
         let secs = start.elapsed().as_secs_f64();
@@ -330,6 +349,7 @@ impl Run {
             } else {
                 "produce"
             },
+            commits,
             mb_per_s: (self.count * self.message_bytes as u64) as f64 / 1e6 / secs,
             broker_cpu_s: broker_cpu_0.zip(broker_cpu_1).map(|(a, b)| b - a),
             client_cpu_s: client_cpu_1 - client_cpu_0,
@@ -383,6 +403,7 @@ impl Run {
             broker_cpu_s: broker_cpu_0.zip(broker_cpu_1).map(|(a, b)| b - a),
             client_cpu_s: client_cpu_1 - client_cpu_0,
             latencies_ms: None,
+            commits: 0,
         })
     }
 }

@@ -51,6 +51,9 @@ pub struct BrokerConfig {
     /// `transactional.id.expiration.ms`: a transactional id with no open transaction and no
     /// change for this long is forgotten.
     pub transactional_id_expiration_ms: i64,
+    /// `producer.id.expiration.ms`: a producer id with no open transaction that wrote nothing
+    /// to a partition for this long is forgotten there (checked every 10 minutes).
+    pub producer_id_expiration_ms: i64,
     /// Broker-wide defaults of topic log settings and the maintenance intervals.
     pub log: LogSection,
 }
@@ -103,6 +106,7 @@ impl Default for BrokerConfig {
             transaction_max_timeout_ms: 900_000,
             transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
             transactional_id_expiration_ms: 604_800_000,
+            producer_id_expiration_ms: 86_400_000,
             log: LogSection::default(),
         }
     }
@@ -262,10 +266,11 @@ impl BrokerConfig {
         if self.transaction_max_timeout_ms < 1
             || self.transaction_abort_timed_out_transaction_cleanup_interval_ms == 0
             || self.transactional_id_expiration_ms < 1
+            || self.producer_id_expiration_ms < 1
         {
             bail!(
-                "transaction_max_timeout_ms, transaction_abort_timed_out_transaction_cleanup_interval_ms \
-                 and transactional_id_expiration_ms must be positive"
+                "transaction_max_timeout_ms, transaction_abort_timed_out_transaction_cleanup_interval_ms, \
+                 transactional_id_expiration_ms and producer_id_expiration_ms must be positive"
             );
         }
         if self.socket_request_max_bytes < 1024 {
@@ -353,6 +358,7 @@ impl BrokerConfig {
                 self.log.retention_check_interval_ms,
             ),
             cleaner_backoff: std::time::Duration::from_millis(self.log.cleaner_backoff_ms),
+            producer_id_expiration_ms: self.producer_id_expiration_ms,
             ..MaintenanceSettings::default()
         }
     }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod index;
 pub mod partition;
 mod partition_txn;
+pub mod producer_snapshot;
 pub mod producer_state;
 pub mod record;
 pub mod recovery;

@@ -192,7 +192,7 @@ impl PartitionLog {
             .min(log_end);
         // Producer and transaction state are not snapshotted: they are rebuilt from the
         // batches of every segment, after the tail segment was recovered.
-        let (producers, txns) = crate::partition_txn::rebuild_state(&segments, log_start)?;
+        let (producers, txns) = crate::partition_txn::rebuild_state(dir, &segments, log_start)?;
         Ok(PartitionLog {
             topic_partition,
             dir: dir.to_path_buf(),
@@ -328,7 +328,7 @@ impl PartitionLog {
             } else {
                 match pending.check(&v.header)? {
                     SequenceCheck::Duplicate(original) => duplicates.push(original),
-                    SequenceCheck::Append => pending.record(&v.header, next, last_offset),
+                    SequenceCheck::Append => pending.record(&v.header, next, last_offset, now_ms),
                 }
             }
             next = last_offset + 1;
@@ -405,6 +405,7 @@ impl PartitionLog {
         let mut active = self.active_segment();
         if self.should_roll(&active, position as u64, next - 1, now_ms, &config) {
             active = self.roll(&active, now_ms, &config)?;
+            self.snapshot_state(writer, base_offset);
         }
         // Transactions open before the batches are published, so no reader ever sees their
         // records below the last stable offset.
@@ -499,10 +500,11 @@ impl PartitionLog {
 
     /// Forces a roll of a non-empty active segment (retention of an expired active segment).
     pub(crate) fn roll_if_not_empty(&self, now_ms: i64) -> Result<()> {
-        let _writer = self.writer.lock();
+        let writer = self.writer.lock();
         let active = self.active_segment();
         if active.size() > 0 {
-            self.roll(&active, now_ms, &self.config())?;
+            let rolled = self.roll(&active, now_ms, &self.config())?;
+            self.snapshot_state(&writer, rolled.base_offset());
         }
         Ok(())
     }
@@ -691,7 +693,7 @@ impl PartitionLog {
 
     /// Flushes everything and refuses further appends.
     pub fn close(&self) -> Result<()> {
-        let _writer = self.writer.lock();
+        let writer = self.writer.lock();
         self.closed.store(true, Ordering::Release);
         self.join_segment_syncs();
         // Rolled segments whose background fsync may not have finished are synced here, so
@@ -703,6 +705,7 @@ impl PartitionLog {
             segment.flush()?;
         }
         active.seal(true)?;
+        self.snapshot_state(&writer, active.next_offset());
         self.recovery_point.advance(active.next_offset())
     }
 

@@ -3,11 +3,13 @@
 //! aborted transactions they must skip, and rebuilding all of it from the log on open.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::batch::ValidatedBatch;
 use crate::error::Result;
 use crate::partition::{AppendOrigin, PartitionLog, ReadResult, WriterState};
+use crate::producer_snapshot;
 use crate::producer_state::ProducerStateTable;
 use crate::segment::{BatchPlacement, Segment};
 use crate::transactions::{control_type, TransactionTable, TxnMarker};
@@ -51,6 +53,31 @@ impl PartitionLog {
         Ok(self
             .append_from(&batch, now_ms, AppendOrigin::Coordinator)?
             .base_offset)
+    }
+
+    /// Snapshots the producer and transaction state as of `offset` (the log end). Caller
+    /// holds the writer lock. A failure is logged: the next start walks more of the log.
+    pub(crate) fn snapshot_state(&self, writer: &WriterState, offset: i64) {
+        let txns = self.txns.read();
+        if let Err(e) = producer_snapshot::write(&self.dir, offset, &writer.producers, &txns) {
+            tracing::warn!(partition = %self.topic_partition, error = %e, "cannot write a producer snapshot");
+        }
+    }
+
+    /// Forgets producers with no open transaction here that wrote nothing for
+    /// `expiration_ms` (Kafka's `producer.id.expiration.ms`); returns how many.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        let mut writer = self.writer.lock();
+        let txns = self.txns.read();
+        let expired = writer
+            .producers
+            .expire(now_ms.saturating_sub(expiration_ms), |id| {
+                txns.open_transaction(id).is_some()
+            });
+        if expired > 0 {
+            tracing::debug!(partition = %self.topic_partition, expired, "expired idle producer ids");
+        }
+        expired
     }
 
     /// Opens the transactions whose first batch this append carries; returns their
@@ -118,16 +145,25 @@ impl PartitionLog {
     }
 }
 
-/// Rebuilds the producer state and the transaction table from every batch of `segments`
-/// (headers, plus the record of each transaction marker).
+/// Rebuilds the producer state and the transaction table: from the newest usable snapshot
+/// in `dir`, then every batch after it in `segments` (headers, plus the record of each
+/// transaction marker); from every batch when there is no snapshot.
 pub(crate) fn rebuild_state(
+    dir: &Path,
     segments: &BTreeMap<i64, Arc<Segment>>,
     log_start: i64,
 ) -> Result<(ProducerStateTable, TransactionTable)> {
-    let mut producers = ProducerStateTable::default();
-    let mut txns = TransactionTable::default();
+    let log_end = segments.values().next_back().map_or(0, |s| s.next_offset());
+    let snapshot = producer_snapshot::load(dir, log_end)?.unwrap_or_default();
+    let (from, mut producers, mut txns) = (snapshot.offset, snapshot.producers, snapshot.txns);
     for segment in segments.values() {
+        if segment.next_offset() <= from {
+            continue;
+        }
         for (position, header) in segment.batch_headers()? {
+            if header.base_offset < from {
+                continue;
+            }
             if !header.is_control() {
                 producers.load(&header);
                 txns.on_batch(&header, header.base_offset);

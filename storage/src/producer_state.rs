@@ -2,15 +2,14 @@
 //! epoch and the last few batches it appended, so a retried batch is recognised as a
 //! duplicate and answered with its original offsets, and a gap in the sequence is refused.
 //!
-//! The state lives in memory only. [`PartitionLog::open`](crate::PartitionLog::open)
-//! rebuilds it by walking the batch headers of every segment (after the tail segment was
-//! recovered), so there is no snapshot file for now; the cost is one header scan of the
-//! partition at start. State of batches removed by retention, DeleteRecords or compaction is
-//! kept while the broker runs and lost on restart: a producer whose batches are all gone
-//! starts over as unknown, and a retry of such an old batch is then refused as out of order
-//! rather than reported as a duplicate. Kafka answers UNKNOWN_PRODUCER_ID (59) only when a
-//! producer's state expired; sluice has no expiry and keeps it simple: an unknown producer
-//! whose first batch does not start at sequence 0 gets OUT_OF_ORDER_SEQUENCE_NUMBER (45).
+//! The state lives in memory and is snapshotted (see [`crate::producer_snapshot`]) when a
+//! segment rolls and on a clean close; [`PartitionLog::open`](crate::PartitionLog::open)
+//! loads the newest usable snapshot and replays the batch headers after it (or every header
+//! when there is none), so a producer whose batches retention removed is still known after a
+//! restart. A producer with no open transaction and no batch for
+//! `producer.id.expiration.ms` is forgotten ([`ProducerStateTable::expire`]). An unknown
+//! producer whose first batch does not start at sequence 0 gets
+//! OUT_OF_ORDER_SEQUENCE_NUMBER (45).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -41,6 +40,19 @@ pub struct ProducerEntry {
     pub epoch: i16,
     /// Its most recent batches, oldest first (at most [`CACHED_BATCHES`]).
     pub batches: VecDeque<BatchMetadata>,
+    /// When it last wrote (ms): the broker's clock for live appends, the batch's max
+    /// timestamp when rebuilt from the log. Expiry counts from it.
+    pub last_timestamp: i64,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16, last_timestamp: i64) -> Self {
+        ProducerEntry {
+            epoch,
+            batches: VecDeque::new(),
+            last_timestamp,
+        }
+    }
 }
 
 impl ProducerEntry {
@@ -120,15 +132,32 @@ impl ProducerStateTable {
         let entry = self
             .producers
             .entry(header.producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-            });
+            .or_insert_with(|| ProducerEntry::new(header.producer_epoch, header.max_timestamp));
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = entry.last_timestamp.max(header.max_timestamp);
         entry.push(batch);
+    }
+
+    /// Every producer's entry (for snapshots).
+    pub fn entries(&self) -> impl Iterator<Item = (i64, &ProducerEntry)> {
+        self.producers.iter().map(|(id, e)| (*id, e))
+    }
+
+    /// Puts back an entry read from a snapshot.
+    pub fn restore(&mut self, producer_id: i64, entry: ProducerEntry) {
+        self.producers.insert(producer_id, entry);
+    }
+
+    /// Forgets producers that last wrote before `horizon_ms` and for which `keep` (an open
+    /// transaction) does not hold; returns how many were forgotten.
+    pub fn expire(&mut self, horizon_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|id, e| e.last_timestamp >= horizon_ms || keep(*id));
+        before - self.producers.len()
     }
 
     /// Records a transaction marker read back from the log or just written: the marker's
@@ -138,10 +167,7 @@ impl ProducerStateTable {
         let entry = self
             .producers
             .entry(producer_id)
-            .or_insert_with(|| ProducerEntry {
-                epoch,
-                batches: VecDeque::new(),
-            });
+            .or_insert_with(|| ProducerEntry::new(epoch, -1));
         if epoch > entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -251,8 +277,15 @@ impl PendingAppend<'_> {
         }
     }
 
-    /// Records a checked batch (not a duplicate) at the offsets it was given.
-    pub fn record(&mut self, header: &BatchHeader, base_offset: i64, last_offset: i64) {
+    /// Records a checked batch (not a duplicate) at the offsets it was given, written at
+    /// `now_ms`.
+    pub fn record(
+        &mut self,
+        header: &BatchHeader,
+        base_offset: i64,
+        last_offset: i64,
+        now_ms: i64,
+    ) {
         if !tracked(header) {
             return;
         }
@@ -265,14 +298,12 @@ impl PendingAppend<'_> {
         let mut entry = self
             .entry(header.producer_id)
             .cloned()
-            .unwrap_or_else(|| ProducerEntry {
-                epoch: header.producer_epoch,
-                batches: VecDeque::new(),
-            });
+            .unwrap_or_else(|| ProducerEntry::new(header.producer_epoch, now_ms));
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = now_ms;
         entry.push(batch);
         self.overlay.insert(header.producer_id, entry);
     }
@@ -351,7 +382,7 @@ mod tests {
         let mut pending = table.begin();
         let a = header(3, 0, 0, 2);
         assert_eq!(pending.check(&a).unwrap(), SequenceCheck::Append);
-        pending.record(&a, 0, 1);
+        pending.record(&a, 0, 1, 0);
         let b = header(3, 0, 2, 2);
         assert_eq!(pending.check(&b).unwrap(), SequenceCheck::Append);
         assert!(matches!(

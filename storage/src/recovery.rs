@@ -115,6 +115,7 @@ pub fn prepare_directory(dir: &Path) -> Result<Vec<i64>> {
                 remove(name)?;
             }
             (Some(_), e) if e == INDEX_EXT || e == TIME_INDEX_EXT => {}
+            (Some(_), e) if e == crate::producer_snapshot::SNAPSHOT_EXT => {}
             _ if KNOWN_FILES.contains(&name.as_str()) => {}
             _ => {
                 tracing::warn!(dir = %dir.display(), file = %name, "ignoring unexpected file in partition directory");

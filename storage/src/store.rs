@@ -41,6 +41,11 @@ pub struct MaintenanceSettings {
     pub cleaner_backoff: Duration,
     /// How often partitions with a `flush.ms` are checked for a due fsync.
     pub flush_check_interval: Duration,
+    /// `producer.id.expiration.ms`: a producer with no open transaction that wrote nothing
+    /// to a partition for this long is forgotten there.
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms`.
+    pub producer_id_expiration_check_interval: Duration,
 }
 
 impl Default for MaintenanceSettings {
@@ -49,6 +54,8 @@ impl Default for MaintenanceSettings {
             retention_check_interval: Duration::from_secs(300),
             cleaner_backoff: Duration::from_secs(15),
             flush_check_interval: Duration::from_millis(50),
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval: Duration::from_secs(600),
         }
     }
 }
@@ -207,22 +214,28 @@ impl LogStore {
     /// Starts the flusher, retention and cleaner threads. They hold only a weak reference,
     /// and stop when [`LogStore::shutdown`] is called or the store is dropped.
     pub fn start_maintenance(self: &Arc<Self>, settings: MaintenanceSettings) {
-        type Job = (&'static str, Duration, fn(&LogStore));
-        let jobs: [Job; 3] = [
+        type Job = (&'static str, Duration, Box<dyn Fn(&LogStore) + Send>);
+        let expiration_ms = settings.producer_id_expiration_ms;
+        let jobs: [Job; 4] = [
             (
                 "log-flusher",
                 settings.flush_check_interval,
-                LogStore::flush_due,
+                Box::new(LogStore::flush_due),
             ),
             (
                 "log-retention",
                 settings.retention_check_interval,
-                LogStore::run_retention,
+                Box::new(LogStore::run_retention),
             ),
             (
                 "log-cleaner",
                 settings.cleaner_backoff,
-                LogStore::run_compaction,
+                Box::new(LogStore::run_compaction),
+            ),
+            (
+                "producer-expiry",
+                settings.producer_id_expiration_check_interval,
+                Box::new(move |store: &LogStore| store.expire_producers(expiration_ms)),
             ),
         ];
         let mut background = Background {
@@ -273,6 +286,14 @@ impl LogStore {
             if let Err(e) = log.apply_retention(now) {
                 tracing::error!(partition = %log.topic_partition(), error = %e, "retention failed");
             }
+        }
+    }
+
+    /// Forgets, in every partition, producers idle for `expiration_ms`.
+    pub fn expire_producers(&self, expiration_ms: i64) {
+        let now = now_ms();
+        for log in self.all() {
+            log.expire_producers(now, expiration_ms);
         }
     }
 

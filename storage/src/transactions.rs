@@ -153,6 +153,19 @@ impl TransactionTable {
         self.open.remove(&producer_id);
     }
 
+    /// Every aborted transaction remembered, oldest first (for snapshots).
+    pub fn aborted(&self) -> impl Iterator<Item = &AbortedTxn> {
+        self.aborted.values()
+    }
+
+    /// Puts back state read from a snapshot.
+    pub fn restore(&mut self, open: &[(i64, i64)], aborted: &[AbortedTxn]) {
+        self.open.extend(open.iter().copied());
+        for t in aborted {
+            self.aborted.insert(t.last_offset, *t);
+        }
+    }
+
     /// Aborted transactions with records in `[from, to)`, oldest first.
     pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
         self.aborted

@@ -125,6 +125,7 @@ fn assert_no_leftovers(dir: &Path, log: &PartitionLog) {
             name.ends_with(".log")
                 || name.ends_with(".index")
                 || name.ends_with(".timeindex")
+                || name.ends_with(".snapshot")
                 || name == "cleaner-offset-checkpoint"
                 || name == "log-start-offset"
                 || name == "recovery-point-offset",

@@ -34,6 +34,19 @@ def transformed_headers(headers, partition: int, offset: int):
     return list(headers or []) + [("src", f"{partition}:{offset}".encode())]
 
 
+def kafka_error(e: BaseException):
+    """The KafkaError of a confluent-kafka failure. confluent-kafka 2.16's flush() raises
+    KafkaException on a fatal error while still serving delivery callbacks, which then
+    fail with SystemError chained to that KafkaException."""
+    from confluent_kafka import KafkaException
+    cause = e
+    while cause is not None and not isinstance(cause, KafkaException):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        raise e
+    return cause.args[0]
+
+
 def pause(args, n: int):
     if n == args.pause_at:
         time.sleep(args.pause_s)
@@ -126,8 +139,8 @@ def run_confluent(args, end: dict[int, int]) -> int:
                      c.consumer_group_metadata(), 30)
             retrying(p.commit_transaction, 30)
             say(f"txn {n} committed")
-        except KafkaException as e:
-            err = e.args[0]
+        except (KafkaException, SystemError) as e:
+            err = kafka_error(e)
             if err.fatal():
                 return fatal(err)
             say(f"txn {n} aborted: {err}")

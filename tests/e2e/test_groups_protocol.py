@@ -11,7 +11,7 @@ import time
 import pytest
 
 from groupclients import FAST_GROUPS_ENV, wait_for
-from kgroup import (COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND,
+from kgroup import (FENCED_INSTANCE_ID, GROUP_ID_NOT_FOUND,
                     GROUP_SUBSCRIBED_TO_TOPIC, ILLEGAL_GENERATION, INCONSISTENT_GROUP_PROTOCOL,
                     INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT, MEMBER_ID_REQUIRED, NON_EMPTY_GROUP,
                     NONE, REBALANCE_IN_PROGRESS, UNKNOWN_MEMBER_ID, Raw, RawMember, assignment,
@@ -19,6 +19,7 @@ from kgroup import (COORDINATOR_NOT_AVAILABLE, FENCED_INSTANCE_ID, GROUP_ID_NOT_
 from kwire import Conn, create_topics_v2, create_topics_v2_result
 
 TOPIC, OTHER = "t", "other"
+INVALID_REQUEST = 42
 MAX_SESSION_TIMEOUT_MS = 1_800_000  # group.max.session.timeout.ms default
 
 
@@ -354,9 +355,14 @@ def test_find_coordinator_batched_keys_and_single_key_versions(b):
     r = raw.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=["a"])
     (c,) = r.coordinators
     assert (c.node_id, c.host, c.port) == (0, "127.0.0.1", b.port)
-    # Transaction coordinators are not implemented yet: a clear error, not a wrong answer.
-    r = raw.call(FindCoordinatorRequest, 4, key_type=1, coordinator_keys=["tx"])
-    assert r.coordinators[0].error_code == COORDINATOR_NOT_AVAILABLE
+    # This broker coordinates transactional ids too; an empty one or an unknown key type is
+    # INVALID_REQUEST.
+    r = raw.call(FindCoordinatorRequest, 4, key_type=1, coordinator_keys=["tx", ""])
+    tx, empty = r.coordinators
+    assert (tx.error_code, tx.node_id, tx.host, tx.port) == (NONE, 0, "127.0.0.1", b.port)
+    assert empty.error_code == INVALID_REQUEST
+    r = raw.call(FindCoordinatorRequest, 4, key_type=7, coordinator_keys=["a"])
+    assert r.coordinators[0].error_code == INVALID_REQUEST
 
 
 def test_leave_group_batch_removes_several_members_and_reports_each(b):

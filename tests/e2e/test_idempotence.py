@@ -14,7 +14,6 @@ from kwire import (Conn, create_topics_v2, create_topics_v2_result, produce_v3,
                    produce_v3_result, record_batch)
 
 NONE = 0
-UNSUPPORTED_VERSION = 35
 OUT_OF_ORDER_SEQUENCE_NUMBER = 45
 INVALID_PRODUCER_EPOCH = 47
 
@@ -49,9 +48,10 @@ def test_init_producer_id_at_every_version(broker):
         ids.add(pid)
     # KIP-360: the same producer asks for the next epoch.
     assert init_producer_id(broker.port, 4, producer_id=pid, producer_epoch=0) == (NONE, pid, 1)
-    # Transactions are not implemented.
-    error, pid, _ = init_producer_id(broker.port, 4, transactional_id="tx")
-    assert (error, pid) == (UNSUPPORTED_VERSION, -1)
+    # A transactional id gets its own producer id; initialising it again bumps the epoch.
+    error, tx_pid, epoch = init_producer_id(broker.port, 4, transactional_id="tx")
+    assert (error, epoch) == (NONE, 0) and tx_pid not in ids
+    assert init_producer_id(broker.port, 1, transactional_id="tx") == (NONE, tx_pid, 1)
 
 
 def test_producer_ids_are_not_reused_after_a_restart(make_broker):

@@ -285,6 +285,12 @@ def test_read_committed_sees_only_committed_transactions(broker, topic, producer
         got = read_exactly(reader, broker.bootstrap, topic, [0, 1, 2],
                            len(a) + len(b) + len(c), False, extra_wait=0.3)
         assert seen(got) == want_all, f"{reader} read_uncommitted of {producer}'s txns"
+        # Starting inside the aborted transaction: the next record is the next committed one.
+        with consumer(reader, broker.bootstrap, committed=True) as cons:
+            cons.assign(topic, {0: offs_b[2]})
+            got = cons.read(1)[:1]  # kafka-python and aiokafka hand over whole batches
+        assert seen(got) == {0: want_committed[0][3:4]}, \
+            f"{reader} read_committed from offset {offs_b[2]}, inside the aborted transaction"
 
 
 def test_aiokafka_transaction_context_commits_and_aborts_on_exception(broker, topic):
@@ -746,7 +752,10 @@ def test_transformer_survives_a_broker_kill9_exactly_once(make_broker, topic, sp
     pipe = Pipeline(b.bootstrap, topic, "confluent")
     t = spawn("first", pipe.args(pause_at=3, pause_s=3))
     t.wait_line("txn 3 produced")
+    hw = latest_offsets(b.bootstrap, pipe.dst, [0, 1], committed=False)
+    lso = latest_offsets(b.bootstrap, pipe.dst, [0, 1], committed=True)
     b.stop(signal.SIGKILL)
+    assert lso != hw, f"the transformer's transaction was open at the kill: LSO {lso}, HW {hw}"
     b = make_broker(env=TXN_ENV, data_dir=b.data_dir, port=b.port)
     runs = [t]
     for attempt in range(3):
@@ -961,6 +970,50 @@ def test_read_committed_fetch_reports_lso_and_aborted_transactions(broker, topic
 
 # ----------------------------------------------------------------------------------------
 # 9. restarts
+# ----------------------------------------------------------------------------------------
+
+def test_commit_acknowledged_just_before_kill9_completes_after_restart(make_broker, topic):
+    """EndTxn(commit) is acknowledged and the broker is SIGKILLed at once, before it may
+    have written every marker (Kafka writes them after answering, from PrepareCommit).
+    After the restart the transaction completes: every partition's records and the
+    transaction's group offsets are visible, and the LSO equals the high watermark."""
+    partitions = list(range(8))
+    b = make_broker(env=TXN_ENV)
+    raw_create(b.port, topic, len(partitions))
+    raw_create(b.port, f"{topic}-in", 1)
+    tid, group = txn_id(topic), f"{topic}-group"
+    w = Wire(b.port)
+    try:
+        pid, epoch = w.init(tid)
+        assert w.add_partitions(tid, pid, epoch, {topic: partitions}) == \
+            {(topic, p): NONE for p in partitions}
+        for p in partitions:
+            assert w.produce(tid, topic, p, [(b"k%d" % p, b"v%d" % p)], pid, epoch, 0) == (NONE, 0)
+        assert w.add_offsets(tid, pid, epoch, group) == NONE
+        assert kwire.txn_offset_commit(w.c, tid, group, pid, epoch, {(f"{topic}-in", 0): 42}) == \
+            {(f"{topic}-in", 0): NONE}
+        assert kwire.end_txn(w.c, tid, pid, epoch, True) == NONE
+    finally:
+        w.close()
+    b.stop(signal.SIGKILL)
+    b = make_broker(env=TXN_ENV, data_dir=b.data_dir, port=b.port)
+    w = Wire(b.port)
+    try:
+        d = w.wait_state(tid, "CompleteCommit")
+        assert (d.producer_id, d.producer_epoch) == (pid, epoch), d
+    finally:
+        w.close()
+    hw = {p: 2 for p in partitions}  # the record and its commit marker
+    wait_for(lambda: lso_and_hw(b.bootstrap, topic, partitions) == (hw, hw),
+             "every partition has its commit marker")
+    got = read_exactly("confluent", b.bootstrap, topic, partitions, len(partitions), True)
+    assert sorted((r.partition, r.offset, r.value) for r in got) == \
+        [(p, 0, b"v%d" % p) for p in partitions]
+    wait_for(lambda: committed_offsets(b.port, group, f"{topic}-in", [0], True) == {0: (42, NONE)},
+             "the transaction's offset is committed")
+
+
+# ----------------------------------------------------------------------------------------
 # ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("sig,resolution", [(signal.SIGTERM, "fence"), (signal.SIGKILL, "fence"),

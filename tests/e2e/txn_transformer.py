@@ -19,6 +19,9 @@ process (or the broker) while that transaction is open.
 
 import argparse
 import asyncio
+import faulthandler
+import os
+import signal
 import sys
 import time
 
@@ -57,8 +60,16 @@ def pause(args, n: int):
 def run_confluent(args, end: dict[int, int]) -> int:
     from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaException, Producer,
                                  TopicPartition)
+    debug = {"debug": os.environ["TXN_TRANSFORMER_DEBUG"]} \
+        if os.environ.get("TXN_TRANSFORMER_DEBUG") else {}
+    # librdkafka 2.16.0: when its only broker goes down, the default
+    # metadata.recovery.strategy=rebootstrap decommissions the broker handle; the old handle
+    # then spins in "Handle is terminating in state TRY_CONNECT" and, once the broker is
+    # back, send_offsets_to_transaction() never returns (its timeout ignored). Without
+    # re-bootstrap the producer reconnects to the restarted broker normally.
     p = Producer({"bootstrap.servers": args.bootstrap, "transactional.id": args.txn_id,
-                  "linger.ms": 5, "transaction.timeout.ms": args.txn_timeout_ms})
+                  "linger.ms": 5, "transaction.timeout.ms": args.txn_timeout_ms,
+                  "metadata.recovery.strategy": "none", **debug})
     c = Consumer({"bootstrap.servers": args.bootstrap, "group.id": args.group,
                   "enable.auto.commit": False, "auto.offset.reset": "earliest",
                   "isolation.level": "read_committed", "fetch.wait.max.ms": 100,
@@ -72,12 +83,13 @@ def run_confluent(args, end: dict[int, int]) -> int:
     def retrying(fn, *a):
         """Retries a transactional call while librdkafka says the error is retriable (e.g.
         a timeout while the broker restarts); raises anything else."""
-        for _ in range(10):
+        for _ in range(6):
             try:
                 return fn(*a)
             except KafkaException as e:
                 if not e.args[0].retriable():
                     raise
+                say(f"retrying {fn.__name__}: {e.args[0]}")
                 time.sleep(0.5)
         return fn(*a)
 
@@ -136,8 +148,8 @@ def run_confluent(args, end: dict[int, int]) -> int:
                 nxt[m.partition()] = max(nxt.get(m.partition(), 0), m.offset() + 1)
             retrying(p.send_offsets_to_transaction,
                      [TopicPartition(args.in_topic, q, o) for q, o in nxt.items()],
-                     c.consumer_group_metadata(), 30)
-            retrying(p.commit_transaction, 30)
+                     c.consumer_group_metadata(), 10)
+            retrying(p.commit_transaction, 10)
             say(f"txn {n} committed")
         except (KafkaException, SystemError) as e:
             err = kafka_error(e)
@@ -283,6 +295,7 @@ def run_aiokafka(args, end: dict[int, int]) -> int:
 
 
 def main() -> int:
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints where it is to stderr
     ap = argparse.ArgumentParser()
     ap.add_argument("--client", choices=["confluent", "kafka-python", "aiokafka"],
                     default="confluent")

@@ -207,6 +207,16 @@ async fn read_committed_consumers_see_committed_transactions_only() {
     );
 }
 
+/// Leaves the group: librdkafka lets go of its partitions from its poll loop, so the
+/// consumer is polled until it has (dropping it unpolled would block).
+fn leave(consumer: &BaseConsumer) {
+    consumer.unsubscribe();
+    let left = Instant::now() + Duration::from_secs(10);
+    while consumer.assignment().map(|a| a.count()).unwrap_or(0) > 0 && Instant::now() < left {
+        let _ = consumer.poll(Duration::from_millis(50));
+    }
+}
+
 /// Processes `in` into `out` (values upper-cased) in transactions of up to `per_txn`
 /// records, committing the input offsets with the output; when `abort_first` the first
 /// transaction is aborted and the transformer stops, as a crashed one would.
@@ -275,11 +285,7 @@ fn transform(broker: &Broker, per_txn: usize, abort_first: bool, total: usize) -
         producer.commit_transaction(TIMEOUT).expect("commit");
         done += batch.len();
     }
-    consumer.unsubscribe();
-    let left = Instant::now() + Duration::from_secs(10);
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) > 0 && Instant::now() < left {
-        let _ = consumer.poll(Duration::from_millis(50));
-    }
+    leave(&consumer);
     done
 }
 
@@ -350,9 +356,5 @@ async fn consume_transform_produce_commits_offsets_with_the_output() {
         }
     }
     assert_eq!(first, Some((1, (total / 2) as i64, b"late".to_vec())));
-    consumer.unsubscribe();
-    let left = Instant::now() + Duration::from_secs(10);
-    while consumer.assignment().map(|a| a.count()).unwrap_or(0) > 0 && Instant::now() < left {
-        let _ = consumer.poll(Duration::from_millis(50));
-    }
+    leave(&consumer);
 }

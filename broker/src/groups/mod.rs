@@ -85,6 +85,10 @@ pub struct GroupSettings {
     pub max_metadata_bytes: usize,
 }
 
+/// What [`GroupCoordinator::screen_offsets`] returns: a code per offset, the accepted
+/// offsets, and their log entries.
+type ScreenedOffsets = (Vec<i16>, Vec<((String, i32), CommittedOffset)>, Vec<Entry>);
+
 /// Longest group id accepted (as for topic names).
 pub const MAX_GROUP_ID_LEN: usize = 249;
 
@@ -361,6 +365,22 @@ impl GroupCoordinator {
                 GroupState::Empty | GroupState::Dead => return Err(errors::UNKNOWN_MEMBER_ID),
             }
         }
+        let (codes, accepted, entries) = self.screen_offsets(group_id, offsets);
+        offsets_log::append(&self.log, &entries, None).map_err(|e| {
+            tracing::error!(group = group_id, error = %e, "cannot write offsets");
+            errors::KAFKA_STORAGE_ERROR
+        })?;
+        group.offsets.extend(accepted);
+        Ok(codes)
+    }
+
+    /// Splits offsets to commit into a code per offset (OFFSET_METADATA_TOO_LARGE or NONE),
+    /// the accepted ones, and their `__consumer_offsets` entries.
+    fn screen_offsets(
+        &self,
+        group_id: &str,
+        offsets: Vec<((String, i32), CommittedOffset)>,
+    ) -> ScreenedOffsets {
         let codes: Vec<i16> = offsets
             .iter()
             .map(|(_, o)| {
@@ -386,12 +406,7 @@ impl GroupCoordinator {
                 value: Some(value.clone()),
             })
             .collect();
-        offsets_log::append(&self.log, &entries, None).map_err(|e| {
-            tracing::error!(group = group_id, error = %e, "cannot write offsets");
-            errors::KAFKA_STORAGE_ERROR
-        })?;
-        group.offsets.extend(accepted);
-        Ok(codes)
+        (codes, accepted, entries)
     }
 
     /// Committed offsets of `partitions` (all committed ones when `None`).

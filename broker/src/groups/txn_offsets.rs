@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::group::Group;
-use super::offsets_log::{self, Entry};
+use super::offsets_log;
 use super::{errors, validate_group_id, CommittedOffset, GroupCoordinator};
 use crate::internal_log::TxnProducer;
 use sluice_storage::now_ms;
@@ -77,31 +77,7 @@ impl GroupCoordinator {
         if committer.generation >= 0 && committer.generation != group.generation {
             return Err(errors::ILLEGAL_GENERATION);
         }
-        let codes: Vec<i16> = offsets
-            .iter()
-            .map(|(_, o)| {
-                if o.metadata.len() > self.settings.max_metadata_bytes {
-                    errors::OFFSET_METADATA_TOO_LARGE
-                } else {
-                    errors::NONE
-                }
-            })
-            .collect();
-        let accepted: Vec<((String, i32), CommittedOffset)> = offsets
-            .into_iter()
-            .zip(&codes)
-            .filter(|(_, c)| **c == errors::NONE)
-            .map(|(o, _)| o)
-            .collect();
-        let entries: Vec<Entry> = accepted
-            .iter()
-            .map(|((topic, partition), value)| Entry::Offset {
-                group: group_id.to_string(),
-                topic: topic.clone(),
-                partition: *partition,
-                value: Some(value.clone()),
-            })
-            .collect();
+        let (codes, accepted, entries) = self.screen_offsets(group_id, offsets);
         offsets_log::append(&self.log, &entries, Some(committer.producer)).map_err(|e| {
             tracing::warn!(group = group_id, error = %e, "cannot write transactional offsets");
             e.kafka_error_code()

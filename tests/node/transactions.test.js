@@ -105,6 +105,34 @@ function transactionalProducer(ctx, transactionalId, options = {}) {
 }
 
 /**
+ * Reads `topic` with a read_committed and a read_uncommitted consumer until each has what the
+ * ledger says it must see, and checks they saw exactly that, in order. Returns both readers
+ * (still connected) for further checks.
+ */
+async function readBothWays (ctx, topic, ledger, partitions, committedLabel, uncommittedLabel) {
+  const committedView = ledger.view({ readUncommitted: false })
+  const uncommittedView = ledger.view({ readUncommitted: true })
+  const readCommitted = await startReader(ctx, topic)
+  const readUncommitted = await startReader(ctx, topic, { readUncommitted: true })
+  await waitForCount(readCommitted, committedView.flat().length, committedLabel)
+  await waitForCount(readUncommitted, uncommittedView.flat().length, uncommittedLabel)
+  assert.deepEqual(byPartition(readCommitted.messages, partitions), committedView, committedLabel)
+  assert.deepEqual(byPartition(readUncommitted.messages, partitions), uncommittedView, uncommittedLabel)
+  return { readCommitted, readUncommitted }
+}
+
+/**
+ * A new topic of `partitions` partitions, with the admin client that created it, an empty
+ * ledger of what the test writes and the record counter the messages are numbered from.
+ */
+async function freshTopic (ctx, prefix, partitions) {
+  const topic = uniqueTopic(prefix)
+  const admin = await ctx.admin()
+  await admin.createTopics({ topics: [{ topic, numPartitions: partitions }] })
+  return { topic, admin, ledger: newLedger(partitions), seq: { n: 0 } }
+}
+
+/**
  * What the partitions of a topic must hold: every record sent, at the offset it must have,
  * with the transaction it belongs to (null outside transactions). A transaction's end takes
  * one offset (its marker) on each partition it wrote to.
@@ -294,12 +322,8 @@ describe('kafkajs transactions', () => {
   test('committed and aborted transactions over three partitions: read_committed sees only the committed', TEST_TIMEOUT, async (t) => {
     if (await skipUnlessTransactions(t, ctx.broker)) return
     const PARTITIONS = 3
-    const topic = uniqueTopic('txn-commit-abort')
-    const admin = await ctx.admin()
-    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }] })
+    const { topic, admin, ledger, seq } = await freshTopic(ctx, 'txn-commit-abort', PARTITIONS)
     const producer = await transactionalProducer(ctx, `txn-commit-abort-${topic}`)
-    const ledger = newLedger(PARTITIONS)
-    const seq = { n: 0 }
 
     // t1, committed: two sends, the second adding partition 2 to the open transaction.
     const t1 = ledger.begin('t1')
@@ -328,14 +352,7 @@ describe('kafkajs transactions', () => {
     assert.deepEqual(ledger.next, [9, 6, 5])
     await waitForLastStableOffsets(admin, topic, ledger.next, 'after the last commit')
 
-    const committedView = ledger.view({ readUncommitted: false })
-    const uncommittedView = ledger.view({ readUncommitted: true })
-    const readCommitted = await startReader(ctx, topic)
-    const readUncommitted = await startReader(ctx, topic, { readUncommitted: true })
-    await waitForCount(readCommitted, committedView.flat().length, 'read_committed')
-    await waitForCount(readUncommitted, uncommittedView.flat().length, 'read_uncommitted')
-    assert.deepEqual(byPartition(readCommitted.messages, PARTITIONS), committedView, 'read_committed: t1 and t3 only')
-    assert.deepEqual(byPartition(readUncommitted.messages, PARTITIONS), uncommittedView, 'read_uncommitted: t1, t2, t3')
+    const { readCommitted, readUncommitted } = await readBothWays(ctx, topic, ledger, PARTITIONS, 'read_committed: t1 and t3 only', 'read_uncommitted: t1, t2, t3')
     // Both groups consumed past the markers, to the end of every partition.
     await waitCommitted(admin, readCommitted.groupId, topic, ledger.next)
     await waitCommitted(admin, readUncommitted.groupId, topic, ledger.next)
@@ -345,12 +362,12 @@ describe('kafkajs transactions', () => {
     // librdkafka (Fetch v11+, its own aborted-transaction filtering) reads the same.
     assert.deepEqual(
       await kcatPartitions(ctx.broker, topic, PARTITIONS, 'read_committed'),
-      committedView.map((records) => records.map(kcatExpected)),
+      ledger.view({ readUncommitted: false }).map((records) => records.map(kcatExpected)),
       'kcat read_committed'
     )
     assert.deepEqual(
       await kcatPartitions(ctx.broker, topic, PARTITIONS, 'read_uncommitted'),
-      uncommittedView.map((records) => records.map(kcatExpected)),
+      ledger.view({ readUncommitted: true }).map((records) => records.map(kcatExpected)),
       'kcat read_uncommitted'
     )
   })
@@ -497,7 +514,6 @@ describe('kafkajs transactions', () => {
     // keys, headers and timestamps carried over; read_uncommitted also shows the aborted tries.
     await waitForLastStableOffsets(admin, output, ledger.next, 'output after the last commit')
     const committedView = ledger.view({ readUncommitted: false })
-    const uncommittedView = ledger.view({ readUncommitted: true })
     for (let p = 0; p < PARTITIONS; p++) {
       assert.deepEqual(
         committedView[p].map((r) => [r.key, r.value, r.timestamp, r.headers.multi, r.headers['source-offset']]),
@@ -505,12 +521,7 @@ describe('kafkajs transactions', () => {
         `the ledger of output partition ${p} holds each input once (test self-check)`
       )
     }
-    const readCommitted = await startReader(ctx, output)
-    const readUncommitted = await startReader(ctx, output, { readUncommitted: true })
-    await waitForCount(readCommitted, committedView.flat().length, 'output read_committed')
-    await waitForCount(readUncommitted, uncommittedView.flat().length, 'output read_uncommitted')
-    assert.deepEqual(byPartition(readCommitted.messages, PARTITIONS), committedView, 'output, read_committed')
-    assert.deepEqual(byPartition(readUncommitted.messages, PARTITIONS), uncommittedView, 'output, read_uncommitted')
+    const { readCommitted, readUncommitted } = await readBothWays(ctx, output, ledger, PARTITIONS, 'output, read_committed', 'output, read_uncommitted')
     await readCommitted.consumer.disconnect()
     await readUncommitted.consumer.disconnect()
   })
@@ -518,13 +529,9 @@ describe('kafkajs transactions', () => {
   test('an open transaction holds back the last stable offset and read_committed consumers until it commits', TEST_TIMEOUT, async (t) => {
     if (await skipUnlessTransactions(t, ctx.broker)) return
     const PARTITIONS = 2
-    const topic = uniqueTopic('txn-open')
-    const admin = await ctx.admin()
-    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }] })
+    const { topic, admin, ledger, seq } = await freshTopic(ctx, 'txn-open', PARTITIONS)
     const plain = await ctx.producer()
     const producer = await transactionalProducer(ctx, `txn-open-${topic}`)
-    const ledger = newLedger(PARTITIONS)
-    const seq = { n: 0 }
 
     // Before: one plain record per partition, read by both readers.
     await ledger.send(plain.send, topic, [...messagesFor('before', 0, 1, seq), ...messagesFor('before', 1, 1, seq)])
@@ -567,12 +574,8 @@ describe('kafkajs transactions', () => {
   test('zombie fencing: a second producer with the same transactionalId fences the first and aborts its transaction', TEST_TIMEOUT, async (t) => {
     if (await skipUnlessTransactions(t, ctx.broker)) return
     const PARTITIONS = 3
-    const topic = uniqueTopic('txn-fence')
-    const admin = await ctx.admin()
-    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }] })
+    const { topic, admin, ledger, seq } = await freshTopic(ctx, 'txn-fence', PARTITIONS)
     const transactionalId = `txn-fence-${topic}`
-    const ledger = newLedger(PARTITIONS)
-    const seq = { n: 0 }
 
     // The zombie: a transaction open on partitions 0 and 1.
     const zombie = await transactionalProducer(ctx, transactionalId)
@@ -645,12 +648,8 @@ describe('kafkajs transactions', () => {
 
   test('a transaction older than its transaction timeout is aborted by the broker', TEST_TIMEOUT, async (t) => {
     if (await skipUnlessTransactions(t, ctx.broker)) return
-    const topic = uniqueTopic('txn-timeout')
-    const admin = await ctx.admin()
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1 }] })
+    const { topic, admin, ledger, seq } = await freshTopic(ctx, 'txn-timeout', 1)
     const transactionalId = `txn-timeout-${topic}`
-    const ledger = newLedger(1)
-    const seq = { n: 0 }
 
     // transactionTimeout (transaction.timeout.ms) 1 s; the broker looks every 500 ms.
     const producer = await transactionalProducer(ctx, transactionalId, { transactionTimeout: 1000 })
@@ -745,14 +744,7 @@ describe('kafkajs transactions across a SIGKILL', () => {
     await waitForLastStableOffsets(admin, topic, ledger.next, 'after c2')
     assert.deepEqual(await committed(admin, groupId, source), [3], 'the aborted transaction\'s offset 7 was dropped')
 
-    const committedView = ledger.view({ readUncommitted: false })
-    const uncommittedView = ledger.view({ readUncommitted: true })
-    const readCommitted = await startReader(ctx, topic)
-    const readUncommitted = await startReader(ctx, topic, { readUncommitted: true })
-    await waitForCount(readCommitted, committedView.flat().length, 'read_committed')
-    await waitForCount(readUncommitted, uncommittedView.flat().length, 'read_uncommitted')
-    assert.deepEqual(byPartition(readCommitted.messages, PARTITIONS), committedView, 'read_committed after restart')
-    assert.deepEqual(byPartition(readUncommitted.messages, PARTITIONS), uncommittedView, 'read_uncommitted after restart')
+    const { readCommitted, readUncommitted } = await readBothWays(ctx, topic, ledger, PARTITIONS, 'read_committed after restart', 'read_uncommitted after restart')
     await readCommitted.consumer.disconnect()
     await readUncommitted.consumer.disconnect()
   })

@@ -46,8 +46,11 @@ def _python_failure(e: BaseException) -> TxnFailure:
     if isinstance(e, TxnFailure):
         return e
     name = type(e).__name__
+    # kafka-python reports later calls on a fenced producer as a plain KafkaError "Cannot
+    # execute transactional method because we are in an error state: [Error 90]
+    # ProducerFencedError", so the message counts too.
     return TxnFailure(getattr(e, "errno", None), name, str(e),
-                      fatal="Fenced" in name or "Epoch" in name)
+                      fatal="Fenced" in name or "Epoch" in name or "ProducerFenced" in str(e))
 
 
 class _ConfluentTxn:

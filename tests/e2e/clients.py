@@ -177,6 +177,19 @@ class ConfluentClient:
         yield _ConfluentAdmin(AdminClient({"bootstrap.servers": bootstrap}))
 
 
+def confluent_produce_kwargs(m: Msg) -> dict:
+    """The optional arguments of confluent-kafka's `produce` for a message: partition,
+    timestamp and headers only when the message sets them."""
+    kwargs = {}
+    if m.partition is not None:
+        kwargs["partition"] = m.partition
+    if m.timestamp is not None:
+        kwargs["timestamp"] = m.timestamp
+    if m.headers:
+        kwargs["headers"] = list(m.headers)
+    return kwargs
+
+
 class _ConfluentProducer:
     def __init__(self, p):
         self.p = p
@@ -191,13 +204,7 @@ class _ConfluentProducer:
                 results[i] = Delivered(m.partition(), m.offset(), m.timestamp()[1])
 
         for i, m in enumerate(msgs):
-            kwargs = {}
-            if m.partition is not None:
-                kwargs["partition"] = m.partition
-            if m.timestamp is not None:
-                kwargs["timestamp"] = m.timestamp
-            if m.headers:
-                kwargs["headers"] = list(m.headers)
+            kwargs = confluent_produce_kwargs(m)
             while True:
                 try:
                     self.p.produce(topic, value=m.value, key=m.key,

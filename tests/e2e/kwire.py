@@ -332,14 +332,9 @@ def _topics_with_partitions(e: Enc, item):
     e.str(topic).array(parts, lambda e2, p: e2.pack(">i", p)).tags()
 
 
-def add_partitions_to_txn(conn: Conn, transactional_id: str, producer_id: int, epoch: int,
-                          parts: dict[str, list[int]], version: int = 3) -> dict:
-    """AddPartitionsToTxn v0-3: {(topic, partition): error}."""
-    flex = version >= 3
-    e = Enc(flex).str(transactional_id).pack(">qh", producer_id, epoch)
-    e.array(parts.items(), _topics_with_partitions).tags()
-    d = call(conn, ADD_PARTITIONS_TO_TXN, version, e.done(), flex)
-    d.take(">i")
+def _partition_errors(d) -> dict:
+    """Reads `[topic name, [partition, error code]]` (AddPartitionsToTxn and TxnOffsetCommit
+    responses): {(topic, partition): error}."""
     out = {}
 
     def topic(d):
@@ -353,6 +348,17 @@ def add_partitions_to_txn(conn: Conn, transactional_id: str, producer_id: int, e
         d.tags()
     d.array(topic)
     return out
+
+
+def add_partitions_to_txn(conn: Conn, transactional_id: str, producer_id: int, epoch: int,
+                          parts: dict[str, list[int]], version: int = 3) -> dict:
+    """AddPartitionsToTxn v0-3: {(topic, partition): error}."""
+    flex = version >= 3
+    e = Enc(flex).str(transactional_id).pack(">qh", producer_id, epoch)
+    e.array(parts.items(), _topics_with_partitions).tags()
+    d = call(conn, ADD_PARTITIONS_TO_TXN, version, e.done(), flex)
+    d.take(">i")
+    return _partition_errors(d)
 
 
 def add_offsets_to_txn(conn: Conn, transactional_id: str, producer_id: int, epoch: int,
@@ -396,19 +402,7 @@ def txn_offset_commit(conn: Conn, transactional_id: str, group: str, producer_id
     e.array(by_topic.items(), lambda e, tp: e.str(tp[0]).array(tp[1], part).tags()).tags()
     d = call(conn, TXN_OFFSET_COMMIT, version, e.done(), flex)
     d.take(">i")
-    out = {}
-
-    def topic(d):
-        name = d.str()
-
-        def p(d):
-            idx, err = d.take(">ih")
-            d.tags()
-            out[(name, idx)] = err
-        d.array(p)
-        d.tags()
-    d.array(topic)
-    return out
+    return _partition_errors(d)
 
 
 @_dataclass(frozen=True)

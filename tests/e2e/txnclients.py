@@ -21,7 +21,9 @@ import time
 import warnings
 from contextlib import contextmanager
 
-from clients import BY_NAME, DEFAULT_TIMEOUT, Delivered, KafkaFailure, Msg, Rec, _Loop
+from clients import (BY_NAME, DEFAULT_TIMEOUT, Delivered, KafkaFailure, Msg, Rec, _Loop,
+                     confluent_produce_kwargs)
+from groupclients import wait_for  # noqa: F401 (re-exported for the tests)
 
 CLIENT_NAMES = ("confluent", "kafka-python", "aiokafka")
 
@@ -94,13 +96,7 @@ class _ConfluentTxn:
                 Delivered(m.partition(), m.offset(), m.timestamp()[1])
 
         for i, m in enumerate(msgs):
-            kwargs = {}
-            if m.partition is not None:
-                kwargs["partition"] = m.partition
-            if m.timestamp is not None:
-                kwargs["timestamp"] = m.timestamp
-            if m.headers:
-                kwargs["headers"] = list(m.headers)
+            kwargs = confluent_produce_kwargs(m)
             self._do(lambda: self.p.produce(
                 topic, value=m.value, key=m.key,
                 on_delivery=lambda err, msg, i=i: on_delivery(i, err, msg), **kwargs))
@@ -327,16 +323,3 @@ def latest_offsets(bootstrap: str, topic: str, partitions: list[int],
     futures = a.list_offsets({TopicPartition(topic, p): OffsetSpec.latest() for p in partitions},
                              isolation_level=level, request_timeout=DEFAULT_TIMEOUT)
     return {tp.partition: f.result(DEFAULT_TIMEOUT).offset for tp, f in futures.items()}
-
-
-def wait_for(cond, what: str, timeout: float = DEFAULT_TIMEOUT, every: float = 0.1):
-    """Polls `cond` until it returns something truthy (returned); fails naming `what` and
-    the last value seen."""
-    deadline = time.time() + timeout
-    while True:
-        got = cond()
-        if got:
-            return got
-        if time.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting until {what}")
-        time.sleep(every)

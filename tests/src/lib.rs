@@ -1,5 +1,6 @@
 //! Harness for end-to-end tests: starts the real `sluice` binary on a free loopback port
-//! with its own data directory, and stops (or kills) it.
+//! with its own data directory, and stops (or kills) it; and a reader that assigns itself
+//! every partition of a topic from the start.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -144,4 +145,31 @@ impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A consumer that assigns itself every partition of `topic` from the beginning, without a
+/// group or commits; `extra` adds librdkafka settings (e.g. `isolation.level`).
+pub fn reader_from_start(
+    broker: &Broker,
+    topic: &str,
+    partitions: i32,
+    extra: &[(&str, &str)],
+) -> rdkafka::consumer::BaseConsumer {
+    use rdkafka::consumer::Consumer;
+    let mut config = rdkafka::ClientConfig::new();
+    config
+        .set("bootstrap.servers", broker.bootstrap())
+        .set("group.id", "readers-no-commits")
+        .set("enable.auto.commit", "false");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: rdkafka::consumer::BaseConsumer = config.create().expect("consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("assign");
+    }
+    consumer.assign(&tpl).expect("assign");
+    consumer
 }

@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_e2e::Broker;
+use sluice_e2e::{reader_from_start, Broker};
 
 /// One record as a user checks it.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,18 +56,7 @@ async fn create_topic(broker: &Broker, name: &str, partitions: i32, configs: &[(
 
 /// Reads `count` records from the start of every partition with manual assignment.
 fn consume(broker: &Broker, topic: &str, partitions: i32, count: usize) -> Vec<Seen> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "unused-no-commits")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("assign");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = reader_from_start(broker, topic, partitions, &[]);
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while seen.len() < count && std::time::Instant::now() < deadline {

@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use sluice_e2e::Broker;
+use sluice_e2e::{reader_from_start, Broker};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const FAST_GROUPS: &[(&str, &str)] = &[
@@ -80,19 +80,7 @@ fn send(producer: &BaseProducer, topic: &str, partition: i32, key: &str, value: 
 /// Reads `topic` from the start of every partition until `count` records came (or 20 s
 /// passed), with the given isolation level.
 fn read(broker: &Broker, topic: &str, partitions: i32, isolation: &str, count: usize) -> Vec<Seen> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", broker.bootstrap())
-        .set("group.id", "readers-no-commits")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", isolation)
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..partitions {
-        tpl.add_partition_offset(topic, p, Offset::Beginning)
-            .expect("assign");
-    }
-    consumer.assign(&tpl).expect("assign");
+    let consumer = reader_from_start(broker, topic, partitions, &[("isolation.level", isolation)]);
     let mut seen = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while seen.len() < count && Instant::now() < deadline {
@@ -125,6 +113,13 @@ fn read(broker: &Broker, topic: &str, partitions: i32, isolation: &str, count: u
     }
     seen.sort_by_key(|s| (s.partition, s.offset));
     seen
+}
+
+/// `(partition, offset, key)` of each record.
+fn positions(seen: &[Seen]) -> Vec<(i32, i64, &str)> {
+    seen.iter()
+        .map(|s| (s.partition, s.offset, s.key.as_str()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,13 +160,9 @@ async fn read_committed_consumers_see_committed_transactions_only() {
     producer.commit_transaction(TIMEOUT).expect("commit");
 
     let committed = read(&broker, "payments", 2, "read_committed", 5);
-    let keys: Vec<(i32, i64, &str)> = committed
-        .iter()
-        .map(|s| (s.partition, s.offset, s.key.as_str()))
-        .collect();
     // Each transaction ends with a marker taking one offset in each of its partitions.
     assert_eq!(
-        keys,
+        positions(&committed),
         [
             (0, 0, "c0"),
             (0, 1, "c2"),
@@ -188,12 +179,8 @@ async fn read_committed_consumers_see_committed_transactions_only() {
         assert_eq!(s.timestamp, Some(expected_ts));
     }
     let everything = read(&broker, "payments", 2, "read_uncommitted", 8);
-    let keys: Vec<(i32, i64, &str)> = everything
-        .iter()
-        .map(|s| (s.partition, s.offset, s.key.as_str()))
-        .collect();
     assert_eq!(
-        keys,
+        positions(&everything),
         [
             (0, 0, "c0"),
             (0, 1, "c2"),

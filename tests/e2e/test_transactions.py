@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import random
 import signal
 import subprocess
 import sys
@@ -818,6 +819,39 @@ def test_transformer_killed_mid_transaction_restarts_exactly_once(make_broker, t
     # The killed transaction's records are in the log, aborted.
     uncommitted = sum(latest_offsets(b.bootstrap, pipe.dst, [0, 1], committed=False).values())
     assert uncommitted > len(pipe.inputs), "expected the aborted records and markers in the log"
+
+
+def test_transformer_killed_several_times_mid_stream_exactly_once(make_broker, topic, spawn):
+    """The transformer is SIGKILLed again and again, at different points: with a transaction
+    open, just after a commit, and at seeded random moments after it started (wherever it
+    is then: consuming, producing, committing). Each restart takes over the same
+    transactional.id and group; once a run is let finish, the read_committed output is
+    every input exactly once, in order, and the group is committed at the end."""
+    b = make_broker(env=TXN_ENV)
+    pipe = Pipeline(b.bootstrap, topic, "confluent")
+    runs = 0
+
+    def start(**kw) -> Transformer:
+        nonlocal runs
+        runs += 1
+        return spawn(f"run{runs}", pipe.args(**kw))
+
+    t = start(pause_at=2, pause_s=60)
+    t.wait_line("txn 2 produced")
+    t.kill()
+    t = start(pause_at=2, pause_s=60)
+    t.wait_line("txn 1 committed")
+    t.kill()
+    rng = random.Random(447)
+    for _ in range(4):
+        t = start()
+        t.wait_line("ready")
+        time.sleep(rng.uniform(0.05, 1.0))
+        t.kill()
+    last = start()
+    assert last.wait() == 0, last.describe()
+    assert last.count("fatal") == 0, last.describe()
+    pipe.assert_exactly_once(b.bootstrap, b.port)
 
 
 def test_transformer_survives_a_broker_kill9_exactly_once(make_broker, topic, spawn):

@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use sluice_storage::batch::{batch_size_at, record_area, BatchHeader};
 use sluice_storage::record::RecordIter;
-use sluice_storage::transactions::{control_type, ControlType};
+use sluice_storage::transactions::{read_marker, ControlType};
 use sluice_storage::{now_ms, AppendOrigin, BatchBuilder, PartitionLog, StorageError};
 
 /// Writes a Kafka STRING (int16 length).
@@ -157,10 +157,10 @@ pub fn scan(log: &PartitionLog, mut visit: impl FnMut(Item<'_>)) -> Result<(), S
             offset = header.last_offset() + 1;
             pos += size;
             if header.is_control() {
-                if let Some(kind) = control_type(&header, batch)? {
+                if let Some(marker) = read_marker(&header, batch)? {
                     visit(Item::Marker {
                         producer: header.producer_id,
-                        commit: kind == ControlType::Commit,
+                        commit: marker.kind == ControlType::Commit,
                     });
                 }
                 continue;

@@ -39,6 +39,7 @@ pub use compression::Compression;
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use partition::{AppendInfo, AppendOrigin, PartitionLog, ReadResult, TopicPartition};
+pub use partition_txn::ProducerSummary;
 pub use slice::FileSlice;
 pub use store::{now_ms, LogStore, MaintenanceSettings};
 pub use transactions::{AbortedTxn, ControlType, TxnMarker};

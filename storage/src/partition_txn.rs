@@ -12,7 +12,24 @@ use crate::partition::{AppendOrigin, PartitionLog, ReadResult, WriterState};
 use crate::producer_snapshot;
 use crate::producer_state::ProducerStateTable;
 use crate::segment::{BatchPlacement, Segment};
-use crate::transactions::{control_type, TransactionTable, TxnMarker};
+use crate::transactions::{read_marker, TransactionTable, TxnMarker};
+
+/// One producer's state in a partition (DescribeProducers, KIP-664).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSummary {
+    /// Producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub producer_epoch: i16,
+    /// Sequence of its last record (-1 if none is remembered).
+    pub last_sequence: i32,
+    /// When it last wrote (ms).
+    pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote its last marker (-1 if none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction here, -1 if none.
+    pub current_txn_start_offset: i64,
+}
 
 impl PartitionLog {
     /// The last stable offset: the first offset of the oldest transaction still open here,
@@ -38,6 +55,26 @@ impl PartitionLog {
             result.aborted = self.txns.read().aborted_between(offset, stable);
         }
         Ok(result)
+    }
+
+    /// Every producer known here, as DescribeProducers reports it.
+    pub fn producers(&self) -> Vec<ProducerSummary> {
+        let writer = self.writer.lock();
+        let txns = self.txns.read();
+        let mut all: Vec<ProducerSummary> = writer
+            .producers
+            .entries()
+            .map(|(id, e)| ProducerSummary {
+                producer_id: id,
+                producer_epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                current_txn_start_offset: txns.open_transaction(id).unwrap_or(-1),
+            })
+            .collect();
+        all.sort_by_key(|p| p.producer_id);
+        all
     }
 
     /// The open transactions here: `(producer id, first offset)`, oldest first.
@@ -133,13 +170,17 @@ impl PartitionLog {
             if !v.header.is_control() {
                 continue;
             }
-            if let Ok(Some(kind)) = control_type(&v.header, batch) {
-                writer
-                    .producers
-                    .on_marker(v.header.producer_id, v.header.producer_epoch);
-                self.txns
-                    .write()
-                    .on_marker(v.header.producer_id, kind, placement.base_offset);
+            if let Ok(Some(marker)) = read_marker(&v.header, batch) {
+                writer.producers.on_marker(
+                    v.header.producer_id,
+                    v.header.producer_epoch,
+                    marker.coordinator_epoch,
+                );
+                self.txns.write().on_marker(
+                    v.header.producer_id,
+                    marker.kind,
+                    placement.base_offset,
+                );
             }
         }
     }
@@ -170,10 +211,14 @@ pub(crate) fn rebuild_state(
                 continue;
             }
             let batch = segment.read_batch(position, &header)?;
-            match control_type(&header, &batch) {
-                Ok(Some(kind)) => {
-                    producers.on_marker(header.producer_id, header.producer_epoch);
-                    txns.on_marker(header.producer_id, kind, header.base_offset);
+            match read_marker(&header, &batch) {
+                Ok(Some(marker)) => {
+                    producers.on_marker(
+                        header.producer_id,
+                        header.producer_epoch,
+                        marker.coordinator_epoch,
+                    );
+                    txns.on_marker(header.producer_id, marker.kind, header.base_offset);
                 }
                 Ok(None) => {}
                 Err(e) => tracing::warn!(

@@ -6,8 +6,8 @@
 //! as of `offset`: every producer (epoch, last timestamp, recent batches, the first offset
 //! of its open transaction) and the aborted transactions. Layout, big-endian:
 //! `"SLPS"`, version u16 (1), CRC-32C u32 of everything after it, offset i64, producer
-//! count u32, per producer: id i64, epoch i16, last timestamp i64, open transaction first
-//! offset i64 (-1: none), batch count u8, per batch: first seq i32, last seq i32, base
+//! count u32, per producer: id i64, epoch i16, last timestamp i64, coordinator epoch i32,
+//! open transaction first offset i64 (-1: none), batch count u8, per batch: first seq i32, last seq i32, base
 //! offset i64, last offset i64; then aborted count u32, per aborted transaction: producer
 //! i64, first offset i64, last offset i64.
 //!
@@ -79,6 +79,7 @@ pub fn write(
         body.put_i64(id);
         body.put_i16(entry.epoch);
         body.put_i64(entry.last_timestamp);
+        body.put_i32(entry.coordinator_epoch);
         body.put_i64(open.get(&id).copied().unwrap_or(-1));
         body.put_u8(entry.batches.len() as u8);
         for b in &entry.batches {
@@ -163,10 +164,11 @@ fn decode(bytes: &[u8]) -> Option<Snapshot> {
     };
     let mut open = Vec::new();
     for _ in 0..producers {
-        need(&b, 8 + 2 + 8 + 8 + 1)?;
+        need(&b, 8 + 2 + 8 + 4 + 8 + 1)?;
         let id = b.get_i64();
         let epoch = b.get_i16();
         let last_timestamp = b.get_i64();
+        let coordinator_epoch = b.get_i32();
         let open_first = b.get_i64();
         let count = b.get_u8();
         let mut batches = VecDeque::new();
@@ -188,6 +190,7 @@ fn decode(bytes: &[u8]) -> Option<Snapshot> {
                 epoch,
                 batches,
                 last_timestamp,
+                coordinator_epoch,
             },
         );
     }

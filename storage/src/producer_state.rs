@@ -43,6 +43,8 @@ pub struct ProducerEntry {
     /// When it last wrote (ms): the broker's clock for live appends, the batch's max
     /// timestamp when rebuilt from the log. Expiry counts from it.
     pub last_timestamp: i64,
+    /// Epoch of the coordinator that wrote its last transaction marker (-1 if none).
+    pub coordinator_epoch: i32,
 }
 
 impl ProducerEntry {
@@ -51,6 +53,7 @@ impl ProducerEntry {
             epoch,
             batches: VecDeque::new(),
             last_timestamp,
+            coordinator_epoch: -1,
         }
     }
 }
@@ -163,7 +166,7 @@ impl ProducerStateTable {
     /// Records a transaction marker read back from the log or just written: the marker's
     /// epoch becomes the producer's (the coordinator bumps it to fence a producer whose
     /// transaction timed out), and a new epoch forgets the cached batches.
-    pub fn on_marker(&mut self, producer_id: i64, epoch: i16) {
+    pub fn on_marker(&mut self, producer_id: i64, epoch: i16, coordinator_epoch: i32) {
         let entry = self
             .producers
             .entry(producer_id)
@@ -172,6 +175,7 @@ impl ProducerStateTable {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        entry.coordinator_epoch = coordinator_epoch;
     }
 
     /// Starts checking the batches of one append; [`PendingAppend::commit`] applies them

@@ -63,22 +63,40 @@ pub enum ControlType {
     Commit,
 }
 
-/// Reads the type of the (first) control record of an uncompressed control batch, `None`
-/// when it is not a marker this version understands.
-pub fn control_type(header: &BatchHeader, batch: &[u8]) -> Result<Option<ControlType>> {
+/// What a transaction marker's record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MarkerRecord {
+    /// Commit or abort.
+    pub kind: ControlType,
+    /// The epoch of the coordinator that wrote it (-1 if the value does not say).
+    pub coordinator_epoch: i32,
+}
+
+/// Reads the (first) control record of an uncompressed control batch, `None` when it is not
+/// a marker this version understands.
+pub fn read_marker(header: &BatchHeader, batch: &[u8]) -> Result<Option<MarkerRecord>> {
     let records = crate::batch::record_area(batch, header, 1 << 20)?;
     let Some(record) = RecordIter::new(&records, 1).next() else {
         return Ok(None);
     };
-    let key = record?.key.unwrap_or_default();
+    let record = record?;
+    let key = record.key.unwrap_or_default();
     if key.len() < 4 {
         return Ok(None);
     }
-    Ok(match i16::from_be_bytes([key[2], key[3]]) {
-        0 => Some(ControlType::Abort),
-        1 => Some(ControlType::Commit),
-        _ => None,
-    })
+    let kind = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => ControlType::Abort,
+        1 => ControlType::Commit,
+        _ => return Ok(None),
+    };
+    let coordinator_epoch = match record.value {
+        Some(v) if v.len() >= 6 => i32::from_be_bytes([v[2], v[3], v[4], v[5]]),
+        _ => -1,
+    };
+    Ok(Some(MarkerRecord {
+        kind,
+        coordinator_epoch,
+    }))
 }
 
 /// A transaction that was aborted: `read_committed` readers drop this producer's records
@@ -229,8 +247,11 @@ mod tests {
             (9, 3, -1)
         );
         assert_eq!(
-            control_type(&header, &batch).unwrap(),
-            Some(ControlType::Commit)
+            read_marker(&header, &batch).unwrap(),
+            Some(MarkerRecord {
+                kind: ControlType::Commit,
+                coordinator_epoch: 7
+            })
         );
         let abort = TxnMarker {
             commit: false,
@@ -239,7 +260,7 @@ mod tests {
         .to_batch(1);
         let header = BatchHeader::parse(&abort).unwrap();
         assert_eq!(
-            control_type(&header, &abort).unwrap(),
+            read_marker(&header, &abort).unwrap().map(|m| m.kind),
             Some(ControlType::Abort)
         );
     }

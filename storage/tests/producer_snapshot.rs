@@ -153,3 +153,52 @@ fn idle_producers_expire_unless_a_transaction_is_open() {
     // ...while the producer with an open transaction is still known.
     assert!(is_duplicate(&log, &batch(2, 0, 1, "open", 0x10)));
 }
+
+#[test]
+fn producers_are_described_with_their_open_transaction_and_marker_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let log = open_log(dir.path(), true);
+        log.append(&batch(3, 0, 2, "t", 0x10), NOW).unwrap();
+        log.append(&batch(5, 0, 1, "p", 0), NOW).unwrap();
+        let described = log.producers();
+        assert_eq!(described.len(), 2);
+        let t = described[0];
+        assert_eq!(
+            (
+                t.producer_id,
+                t.producer_epoch,
+                t.last_sequence,
+                t.coordinator_epoch,
+                t.current_txn_start_offset
+            ),
+            (3, 0, 1, -1, 0)
+        );
+        assert_eq!(described[1].current_txn_start_offset, -1);
+        let marker = TxnMarker {
+            producer_id: 3,
+            producer_epoch: 0,
+            coordinator_epoch: 4,
+            commit: true,
+        };
+        log.write_marker(&marker, NOW).unwrap();
+        log.close().unwrap();
+    }
+    // The coordinator epoch comes back from the snapshot, and from the marker itself when
+    // the snapshot is gone.
+    for keep_snapshots in [true, false] {
+        if !keep_snapshots {
+            for name in snapshots(dir.path()) {
+                std::fs::remove_file(dir.path().join(name)).unwrap();
+            }
+        }
+        let log = open_log(dir.path(), true);
+        let t = log.producers()[0];
+        assert_eq!(
+            (t.coordinator_epoch, t.current_txn_start_offset),
+            (4, -1),
+            "keep_snapshots={keep_snapshots}"
+        );
+        log.close().unwrap();
+    }
+}

@@ -954,6 +954,44 @@ def test_coordinator_apis_over_the_wire(broker, topic):
         admin.close()
 
 
+def test_describe_producers_shows_open_transactions(broker, topic):
+    """DescribeProducers (KIP-664) through kafka-python's admin client, for a transaction
+    made over the wire: while it is open the partition names its producer, epoch, last
+    sequence and the transaction's first offset; after the commit no transaction is open and
+    the marker's coordinator epoch is recorded; a partition never written lists no producer;
+    an unknown partition is an error."""
+    from kafka import TopicPartition
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import UnknownTopicOrPartitionError
+    raw_create(broker.port, topic, 2)
+    tid = txn_id(topic)
+    w = Wire(broker.port)
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    p0, p1 = TopicPartition(topic, 0), TopicPartition(topic, 1)
+    try:
+        pid, epoch = w.init(tid, timeout_ms=60000)
+        assert w.add_partitions(tid, pid, epoch, {topic: [0]}) == {(topic, 0): NONE}
+        before = int(time.time() * 1000)
+        assert w.produce(tid, topic, 0, [(b"k0", b"v0"), (b"k1", b"v1")], pid, epoch, 0) == \
+            (NONE, 0)
+        described = admin.describe_producers([p0, p1])
+        (state,) = described[p0].active_producers
+        assert (state.producer_id, state.producer_epoch, state.last_sequence,
+                state.coordinator_epoch, state.current_transaction_start_offset) == \
+            (pid, epoch, 1, -1, 0), state
+        assert before - 1000 <= state.last_timestamp <= int(time.time() * 1000) + 1000, state
+        assert described[p1].active_producers == []
+        assert w.end(tid, pid, epoch, commit=True) == NONE
+        (state,) = admin.describe_producers([p0])[p0].active_producers
+        assert (state.producer_id, state.coordinator_epoch,
+                state.current_transaction_start_offset) == (pid, 0, -1), state
+        with pytest.raises(UnknownTopicOrPartitionError):
+            admin.describe_producers([TopicPartition(topic, 7)], broker_id=0)
+    finally:
+        admin.close()
+        w.close()
+
+
 def test_coordinator_error_codes_over_the_wire(make_broker, topic):
     b = make_broker(env={"SLUICE_TRANSACTION_MAX_TIMEOUT_MS": "10000"})
     raw_create(b.port, topic, 2)

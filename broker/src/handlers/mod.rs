@@ -15,6 +15,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
+pub mod describe_producers;
 pub mod describe_transactions;
 pub mod fetch;
 pub mod groups;
@@ -136,6 +137,9 @@ pub async fn handle(
         RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(
             describe_transactions::list_transactions(broker, r, version),
         ),
+        RequestKind::DescribeProducers(r) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, r, version))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, r, version))
         }

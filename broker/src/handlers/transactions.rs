@@ -137,13 +137,6 @@ pub fn txn_offset_commit(
         epoch: request.producer_epoch,
     };
     let group = request.group_id.as_str();
-    let checked = validate_group_id(group).and_then(|()| {
-        broker.transactions.check_offset_commit(
-            request.transactional_id.as_str(),
-            producer,
-            (offsets_log::TOPIC, 0),
-        )
-    });
     let now = now_ms();
     let offsets: Vec<((String, i32), CommittedOffset)> = request
         .topics
@@ -167,19 +160,21 @@ pub fn txn_offset_commit(
         })
         .collect();
     let count = offsets.len();
-    let codes = checked.and_then(|()| {
-        broker.groups.txn_commit(
-            group,
-            &TxnCommitter {
-                producer: TxnProducer {
-                    id: producer.id,
-                    epoch: producer.epoch,
-                },
-                generation: request.generation_id,
-                member_id: request.member_id.as_str(),
-                instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
-            },
-            offsets,
+    let committer = TxnCommitter {
+        producer: TxnProducer {
+            id: producer.id,
+            epoch: producer.epoch,
+        },
+        generation: request.generation_id,
+        member_id: request.member_id.as_str(),
+        instance_id: request.group_instance_id.as_ref().map(|s| s.as_str()),
+    };
+    let codes = validate_group_id(group).and_then(|()| {
+        broker.transactions.while_offsets_in_transaction(
+            request.transactional_id.as_str(),
+            producer,
+            (offsets_log::TOPIC, 0),
+            || broker.groups.txn_commit(group, &committer, offsets),
         )
     });
     let codes = match codes {

@@ -422,14 +422,16 @@ impl TransactionCoordinator {
         Ok(append())
     }
 
-    /// Checks that a TxnOffsetCommit comes from the producer of an open transaction that
-    /// added the group's offsets (AddOffsetsToTxn).
-    pub fn check_offset_commit(
+    /// Runs `commit` (a TxnOffsetCommit's write) if it comes from the producer of an open
+    /// transaction that added the group's offsets (AddOffsetsToTxn); the transaction cannot
+    /// end meanwhile, so the offsets never land after its marker.
+    pub fn while_offsets_in_transaction<T>(
         &self,
         transactional_id: &str,
         producer: ProducerRef,
         offsets_partition: (&str, i32),
-    ) -> Result<(), i16> {
+        commit: impl FnOnce() -> Result<T, i16>,
+    ) -> Result<T, i16> {
         let entry = self
             .entry(transactional_id)
             .ok_or(errors::INVALID_PRODUCER_ID_MAPPING)?;
@@ -439,7 +441,7 @@ impl TransactionCoordinator {
         if meta.state != TxnState::Ongoing || !meta.partitions.contains(&tp) {
             return Err(errors::INVALID_TXN_STATE);
         }
-        Ok(())
+        commit()
     }
 
     /// The state of one transactional id (DescribeTransactions).

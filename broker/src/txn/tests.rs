@@ -267,3 +267,43 @@ fn idle_transactional_ids_expire() {
     assert!(c.describe("idle").is_none(), "the tombstone is durable");
     assert!(c.describe("busy").is_some());
 }
+
+#[test]
+fn offsets_are_written_only_inside_an_open_transaction_that_added_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let markers = Recorder::default();
+    let new_id = ids();
+    let c = coordinator(dir.path());
+    let p = c
+        .init_producer("tx", 10_000, None, FENCED, &new_id, &markers)
+        .unwrap();
+    let offsets = ("__consumer_offsets", 0);
+    let write = || Ok::<_, i16>("written");
+    c.add_partitions("tx", p, &parts(&[("a", 0)]), FENCED)
+        .unwrap();
+    assert_eq!(
+        c.while_offsets_in_transaction("tx", p, offsets, write),
+        Err(errors::INVALID_TXN_STATE),
+        "AddOffsetsToTxn first"
+    );
+    c.add_partitions("tx", p, &parts(&[offsets]), FENCED)
+        .unwrap();
+    assert_eq!(
+        c.while_offsets_in_transaction("tx", p, offsets, write),
+        Ok("written")
+    );
+    let stale = ProducerRef {
+        epoch: p.epoch + 1,
+        ..p
+    };
+    assert_eq!(
+        c.while_offsets_in_transaction("tx", stale, offsets, write),
+        Err(errors::INVALID_PRODUCER_EPOCH)
+    );
+    c.end_txn("tx", p, true, FENCED, &markers).unwrap();
+    assert_eq!(
+        c.while_offsets_in_transaction("tx", p, offsets, write),
+        Err(errors::INVALID_TXN_STATE),
+        "the transaction is over"
+    );
+}

@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod appender;
 pub mod batch;
 pub mod builder;
 pub mod checkpoint;

@@ -149,6 +149,7 @@ impl fmt::Debug for PartitionLog {
 pub(crate) fn settings_of(config: &LogConfig) -> SegmentSettings {
     SegmentSettings {
         index_interval_bytes: config.index_interval_bytes,
+        preallocate_bytes: config.segment_bytes.min(64 << 20),
     }
 }
 

@@ -4,7 +4,7 @@
 //! the same bytes written 1 MiB at a time reach. Copying into a mapping of the file costs
 //! only the copy: the file is first extended with `fallocate` (in steps, so a full disk is an
 //! error here, not a SIGBUS later), and the pages ahead are faulted in with
-//! `MADV_POPULATE_WRITE` a mebibyte at a time.
+//! `MADV_POPULATE_WRITE` 256 KiB at a time.
 //!
 //! What is copied is in the page cache the moment the copy ends, exactly as after a
 //! `write`: readers (`pread`, `sendfile`) of the same file see it, a killed process loses
@@ -19,7 +19,7 @@ use std::os::fd::AsRawFd;
 /// grows past this. Only what is allocated and touched costs memory.
 const MAP_LEN: usize = 1 << 32;
 /// Bytes faulted in ahead of the write position at a time.
-const POPULATE_STEP: u64 = 1 << 20;
+const POPULATE_STEP: u64 = 256 << 10;
 /// `MADV_POPULATE_WRITE` (Linux 5.14); older kernels answer EINVAL and pages fault lazily.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 

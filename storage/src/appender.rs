@@ -2,8 +2,8 @@
 //! append. The kernel charges a fixed cost per write call (about as much as copying 30 KiB
 //! into the page cache), which capped appends of 16 KiB batches at about a third of what
 //! the same bytes written 1 MiB at a time reach. Copying into a mapping of the file costs
-//! only the copy: the file is first extended with `fallocate` (in steps, so a full disk is an
-//! error here, not a SIGBUS later), and the pages ahead are faulted in with
+//! only the copy: the file is first extended with `fallocate` (in steps doubling from 1 MiB,
+//! so a full disk is an error here, not a SIGBUS later), and the pages ahead are faulted in with
 //! `MADV_POPULATE_WRITE` 256 KiB at a time.
 //!
 //! What is copied is in the page cache the moment the copy ends, exactly as after a
@@ -18,8 +18,10 @@ use std::os::fd::AsRawFd;
 /// Address space reserved per active segment: positions are `u32`, so a segment never
 /// grows past this. Only what is allocated and touched costs memory.
 const MAP_LEN: usize = 1 << 32;
+/// The first allocation step.
+const FIRST_STEP: u64 = 1 << 20;
 /// Bytes faulted in ahead of the write position at a time.
-const POPULATE_STEP: u64 = 256 << 10;
+const POPULATE_STEP: u64 = 1 << 20;
 /// `MADV_POPULATE_WRITE` (Linux 5.14); older kernels answer EINVAL and pages fault lazily.
 const MADV_POPULATE_WRITE: libc::c_int = 23;
 
@@ -31,8 +33,11 @@ pub struct MappedAppender {
     allocated: u64,
     /// Pages below this were faulted in.
     populated: u64,
-    /// How much to allocate at a time.
+    /// How much the next allocation adds: it starts small and doubles up to `max_step`, so a
+    /// quiet partition holds little disk space ahead of its data and a busy one few calls.
     step: u64,
+    /// The largest step.
+    max_step: u64,
     populate: bool,
 }
 
@@ -42,8 +47,9 @@ unsafe impl Send for MappedAppender {}
 unsafe impl Sync for MappedAppender {}
 
 impl MappedAppender {
-    /// Maps `file`, whose current length is `len`; the file grows `step` bytes at a time.
-    pub fn new(file: &File, len: u64, step: u64) -> std::io::Result<Self> {
+    /// Maps `file`, whose current length is `len`; the file grows by steps doubling from
+    /// 1 MiB up to `max_step`.
+    pub fn new(file: &File, len: u64, max_step: u64) -> std::io::Result<Self> {
         // SAFETY: a fresh shared mapping of an open file descriptor; no existing memory is
         // affected, and the result is checked.
         let base = unsafe {
@@ -63,7 +69,8 @@ impl MappedAppender {
             base: base.cast(),
             allocated: len,
             populated: 0,
-            step: step.max(4096),
+            step: FIRST_STEP.min(max_step).max(4096),
+            max_step: max_step.max(4096),
             populate: true,
         })
     }
@@ -129,7 +136,10 @@ impl MappedAppender {
             }
         };
         match fallocate(wanted) {
-            Ok(()) => self.allocated = wanted,
+            Ok(()) => {
+                self.allocated = wanted;
+                self.step = (self.step * 2).min(self.max_step);
+            }
             Err(_) if wanted > end => {
                 fallocate(end)?;
                 self.allocated = end;

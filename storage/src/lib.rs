@@ -10,7 +10,6 @@
 
 #![warn(missing_docs)]
 
-pub mod appender;
 pub mod batch;
 pub mod builder;
 pub mod checkpoint;

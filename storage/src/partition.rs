@@ -149,8 +149,6 @@ impl fmt::Debug for PartitionLog {
 pub(crate) fn settings_of(config: &LogConfig) -> SegmentSettings {
     SegmentSettings {
         index_interval_bytes: config.index_interval_bytes,
-        // The largest preallocation step (steps double from 1 MiB, see appender.rs).
-        preallocate_bytes: config.segment_bytes.min(64 << 20),
     }
 }
 

@@ -12,9 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use crate::appender::MappedAppender;
 use crate::batch::{compute_crc, BatchHeader, TimestampType, BATCH_HEADER_LEN};
 use crate::error::{Result, StorageError};
 use crate::index::{OffsetEntry, SparseIndex, TimeEntry};
@@ -51,8 +48,6 @@ pub struct BatchPlacement {
 pub struct SegmentSettings {
     /// `index.interval.bytes`.
     pub index_interval_bytes: u64,
-    /// How much the active `.log` file is extended at a time (see [`crate::appender`]).
-    pub preallocate_bytes: u64,
 }
 
 /// One `.log` file and its indexes.
@@ -70,19 +65,6 @@ pub struct Segment {
     settings: SegmentSettings,
     offset_index: SparseIndex<OffsetEntry>,
     time_index: SparseIndex<TimeEntry>,
-    /// How appends reach the file (through a mapping while the segment is active).
-    appender: Mutex<AppendPath>,
-}
-
-/// How a segment's appends reach its file.
-#[derive(Debug)]
-enum AppendPath {
-    /// No append yet (or sealed): the next append maps the file.
-    Unmapped,
-    /// Appends are copied into a mapping of the file.
-    Mapped(MappedAppender),
-    /// The file system cannot preallocate (no `fallocate`): one `pwritev` per append.
-    Pwritev,
 }
 
 fn pack(relative_next: u32, size: u32) -> u64 {
@@ -129,7 +111,6 @@ impl Segment {
             offset_index: SparseIndex::create(&path_with(dir, base_offset, INDEX_EXT, suffix))?,
             time_index: SparseIndex::create(&path_with(dir, base_offset, TIME_INDEX_EXT, suffix))?,
             log_path,
-            appender: Mutex::new(AppendPath::Unmapped),
         })
     }
 
@@ -172,19 +153,29 @@ impl Segment {
         }
         let segment = Segment {
             base_offset,
-            roll_base_ms: first_batch_timestamp(&file).unwrap_or(now_ms),
             file: Arc::new(file),
             end: AtomicU64::new(0),
             max_timestamp: AtomicI64::new(-1),
+            roll_base_ms: now_ms,
             bytes_since_index: AtomicU64::new(0),
             settings,
             offset_index,
             time_index,
             log_path,
-            appender: Mutex::new(AppendPath::Unmapped),
+        };
+        let segment = Segment {
+            roll_base_ms: segment.first_batch_timestamp().unwrap_or(now_ms),
+            ..segment
         };
         segment.recover(len, verify || !offsets_ok || !times_ok)?;
         Ok(segment)
+    }
+
+    fn first_batch_timestamp(&self) -> Option<i64> {
+        let mut buf = [0u8; BATCH_HEADER_LEN];
+        self.file.read_exact_at(&mut buf, 0).ok()?;
+        let header = BatchHeader::parse(&buf).ok()?;
+        (header.max_timestamp >= 0).then_some(header.max_timestamp)
     }
 
     /// Finds the last index entry that really points at a batch, re-scans everything after
@@ -395,45 +386,10 @@ impl Segment {
     /// (a full disk) the file is cut back so nothing partial remains, and the error returned.
     pub fn append(&self, parts: &[&[u8]], placements: &[BatchPlacement]) -> Result<()> {
         let (_, size) = self.end_state();
-        let mut path = self.appender.lock();
-        if let AppendPath::Unmapped = *path {
-            let len = self
-                .file
-                .metadata()
-                .map_err(|e| StorageError::io(&self.log_path, e))?
-                .len();
-            *path = match MappedAppender::new(&self.file, len, self.settings.preallocate_bytes) {
-                Ok(a) => AppendPath::Mapped(a),
-                Err(e) => {
-                    tracing::warn!(segment = %self.log_path.display(), error = %e, "cannot map the segment; appending with pwritev");
-                    AppendPath::Pwritev
-                }
-            };
-        }
-        let written = match &mut *path {
-            AppendPath::Mapped(a) => match a.write(&self.file, parts, size) {
-                Err(e) if cannot_preallocate(&e) => {
-                    tracing::warn!(segment = %self.log_path.display(), error = %e, "the file system cannot preallocate; appending with pwritev");
-                    if let AppendPath::Mapped(a) =
-                        std::mem::replace(&mut *path, AppendPath::Pwritev)
-                    {
-                        a.finish(&self.file, size)
-                            .map_err(|e| StorageError::io(&self.log_path, e))?;
-                    }
-                    write_all_vectored_at(&self.file, parts, size)
-                }
-                other => other,
-            },
-            _ => write_all_vectored_at(&self.file, parts, size),
-        };
-        if let Err(e) = written {
-            // A mapped write fails before copying anything; a pwritev may have written part.
-            if !matches!(*path, AppendPath::Mapped(_)) {
-                let _ = self.file.set_len(size);
-            }
+        if let Err(e) = write_all_vectored_at(&self.file, parts, size) {
+            let _ = self.file.set_len(size);
             return Err(StorageError::io(&self.log_path, e));
         }
-        drop(path);
         let mut position = size;
         for placement in placements {
             self.index_batch(placement, position);
@@ -665,7 +621,6 @@ impl Segment {
     /// Finishes a segment that will receive no more appends: records its max timestamp in
     /// the time index and writes the indexes; with `sync` fsyncs everything.
     pub fn seal(&self, sync: bool) -> Result<()> {
-        self.finish_appends()?;
         let max_ts = self.max_timestamp();
         if max_ts >= 0 && max_ts > self.time_index.last().map_or(-1, |t| t.timestamp) {
             if let Some((_, header)) = self.batch_headers()?.last() {
@@ -680,18 +635,6 @@ impl Segment {
         }
         self.offset_index.persist(sync)?;
         self.time_index.persist(sync)
-    }
-
-    /// Ends mapped appends: unmaps the file and cuts it back to the data.
-    fn finish_appends(&self) -> Result<()> {
-        let mut path = self.appender.lock();
-        if let AppendPath::Mapped(appender) = std::mem::replace(&mut *path, AppendPath::Unmapped) {
-            let (_, size) = self.end_state();
-            appender
-                .finish(&self.file, size)
-                .map_err(|e| StorageError::io(&self.log_path, e))?;
-        }
-        Ok(())
     }
 
     /// Renames the segment's three files by changing their suffix (compaction's swap).
@@ -728,33 +671,6 @@ impl Segment {
             }
         }
         Ok(())
-    }
-}
-
-/// Whether a failed mapped write means the file system has no `fallocate` (rather than no
-/// space): such segments append with `pwritev` instead.
-fn cannot_preallocate(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS)
-    )
-}
-
-/// The max timestamp of a segment file's first batch: its age for `segment.ms` counts from
-/// it, as in Kafka.
-fn first_batch_timestamp(file: &File) -> Option<i64> {
-    let mut buf = [0u8; BATCH_HEADER_LEN];
-    file.read_exact_at(&mut buf, 0).ok()?;
-    let header = BatchHeader::parse(&buf).ok()?;
-    (header.max_timestamp >= 0).then_some(header.max_timestamp)
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // A segment dropped while active (no seal) leaves its file at the data's length.
-        if let Err(e) = self.finish_appends() {
-            tracing::warn!(segment = %self.log_path.display(), error = %e, "cannot cut a segment back to its data");
-        }
     }
 }
 

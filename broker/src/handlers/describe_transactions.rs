@@ -1,8 +1,6 @@
 //! DescribeTransactions and ListTransactions (KIP-664): what the transaction coordinator
 //! knows of transactional ids, for `kafka-transactions.sh` and admin clients.
 
-use std::collections::BTreeMap;
-
 use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use kafka_protocol::messages::list_transactions_response::TransactionState as ListedState;
 use kafka_protocol::messages::{
@@ -50,10 +48,7 @@ pub fn describe_transactions(
                 state.transaction_start_time_ms = meta.start_ms;
                 state.producer_id = ProducerId(meta.producer_id);
                 state.producer_epoch = meta.producer_epoch;
-                let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-                for (topic, partition) in &meta.partitions {
-                    by_topic.entry(topic).or_default().push(*partition);
-                }
+                let by_topic = meta.partitions_by_topic();
                 for (topic, partitions) in by_topic {
                     let mut t = TopicData::default();
                     t.topic = TopicName(kstr(topic));

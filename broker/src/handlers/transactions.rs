@@ -66,16 +66,18 @@ pub fn add_partitions_to_txn(
         ))
     };
     let mut response = AddPartitionsToTxnResponse::default();
+    let mut existence = wanted.iter().map(|(_, _, exists)| *exists);
     for topic in request.v3_and_below_topics {
         let mut result = AddPartitionsToTxnTopicResult::default();
         result.name = topic.name.clone();
         for p in topic.partitions {
             let mut r = AddPartitionsToTxnPartitionResult::default();
             r.partition_index = p;
+            let exists = existence.next().unwrap_or(false);
             r.partition_error_code = match &outcome {
                 Some(Ok(())) => 0,
                 Some(Err(code)) => *code,
-                None if broker.log(topic.name.as_str(), p).is_some() => OPERATION_NOT_ATTEMPTED,
+                None if exists => OPERATION_NOT_ATTEMPTED,
                 None => UNKNOWN_TOPIC_OR_PARTITION,
             };
             result.results_by_partition.push(r);

@@ -28,10 +28,7 @@ pub fn encode(transactional_id: &str, meta: Option<&TxnMetadata>) -> (Bytes, Opt
         v.put_i16(m.producer_epoch);
         v.put_i32(m.timeout_ms);
         v.put_i8(m.state.code());
-        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-        for (topic, partition) in &m.partitions {
-            by_topic.entry(topic).or_default().push(*partition);
-        }
+        let by_topic = m.partitions_by_topic();
         v.put_i32(by_topic.len() as i32);
         for (topic, partitions) in by_topic {
             put_string(&mut v, topic);

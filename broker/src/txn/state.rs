@@ -1,7 +1,7 @@
 //! The state of one transactional id, as the transaction coordinator keeps it and as
 //! `__transaction_state` stores it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Where a transactional id's current transaction is (Kafka's TransactionState; the
 /// numbers are those `__transaction_state` stores).
@@ -97,4 +97,16 @@ pub struct TxnMetadata {
     pub start_ms: i64,
     /// Last change (ms).
     pub last_update_ms: i64,
+}
+
+impl TxnMetadata {
+    /// The transaction's partitions grouped by topic, as `__transaction_state` stores them
+    /// and DescribeTransactions reports them.
+    pub fn partitions_by_topic(&self) -> BTreeMap<&str, Vec<i32>> {
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in &self.partitions {
+            by_topic.entry(topic).or_default().push(*partition);
+        }
+        by_topic
+    }
 }

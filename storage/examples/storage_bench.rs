@@ -11,7 +11,9 @@
 //! In one run, in a fresh directory under DIR (default `$TMPDIR` or `/tmp`), removed at the
 //! end (also on error or Ctrl-C):
 //! 1. raw disk with `dd`, copying a file of the very batch bytes the log appends:
-//!    (A) `bs=1M` to page cache, (B) `bs=<batch size>` to page cache (the log's write size),
+//!    (A) `bs=1M` to page cache, (A2) `bs=128K` to page cache (on some kernels and VMs
+//!    faster than 1 MiB writes; the better of the two is the raw speed the target compares
+//!    with), (B) `bs=<batch size>` to page cache (the log's write size),
 //!    (C) `bs=1M conv=fdatasync`, (D) a `bs=1M` read of (C)'s file from page cache and
 //!    (E) `bs=<batch size> oflag=dsync` (an fsync per batch, on `--sync-mb`);
 //! 2. the log, 1 KiB records in 16 KiB batches (see `--records-per-batch`): flush=OS (then
@@ -398,13 +400,14 @@ impl Plan<'_> {
 
 // Row indexes: every run returns its rows in this order.
 const DD_CACHE: usize = 0;
-const DD_CACHE_BATCH: usize = 1;
-const DD_FDATASYNC: usize = 2;
-const DD_READ: usize = 3;
-const DD_DSYNC: usize = 4;
-const LOG_OS: usize = 5;
-const LOG_OS_FSYNC: usize = 6;
-const LOG_READ: usize = 7;
+const DD_CACHE_128K: usize = 1;
+const DD_CACHE_BATCH: usize = 2;
+const DD_FDATASYNC: usize = 3;
+const DD_READ: usize = 4;
+const DD_DSYNC: usize = 5;
+const LOG_OS: usize = 6;
+const LOG_OS_FSYNC: usize = 7;
+const LOG_READ: usize = 8;
 
 /// Adds a row compared with the row at index `baseline`, and says it is done (a run takes
 /// a while).
@@ -437,6 +440,20 @@ fn run_once(plan: &Plan<'_>) -> Result<(Vec<Row>, f64), Error> {
         None,
     );
     // Deleted before its writeback starts: nothing of it reaches the disk.
+    std::fs::remove_file(&raw)?;
+
+    plan.prepare_write()?;
+    let (secs, cpu) = dd(&[
+        if_src.clone(),
+        of_raw.clone(),
+        "bs=128K".into(),
+        format!("count={}", plan.mib * 8),
+    ])?;
+    add(
+        &mut rows,
+        Row::new("(A2) raw dd bs=128K, page cache", mib_bytes, secs, cpu),
+        None,
+    );
     std::fs::remove_file(&raw)?;
 
     plan.prepare_write()?;
@@ -798,24 +815,50 @@ fn run() -> Result<(), Error> {
          \x20          or of dd for the raw rows, per GiB moved."
     );
 
-    let ratio = |i: usize, b: usize| rows[i].mib_per_sec() / rows[b].mib_per_sec();
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
     let read_speed = rows[LOG_READ].bytes as f64 / rows[LOG_READ].secs;
     println!();
     println!("targets:");
-    println!(
-        "  flush=OS appends >= 80% of raw write speed: {:.0}% of (A) dd bs=1M to page cache: {}",
-        100.0 * ratio(LOG_OS, DD_CACHE),
-        verdict(ratio(LOG_OS, DD_CACHE) >= APPEND_TARGET_RATIO),
+    // Each run's log is compared with the dd rows of the same run and the verdict is on the
+    // median of those ratios: dd speeds swing more between runs than the log's on a shared
+    // VM, so a ratio of medians taken from different runs would mislead. Appends are
+    // compared with the faster of (A) and (A2), so no dd block size's bad day meets the
+    // target for them.
+    let raw_cache = |r: &[Row]| {
+        r[DD_CACHE]
+            .mib_per_sec()
+            .max(r[DD_CACHE_128K].mib_per_sec())
+    };
+    let check = |label: &str, row: usize, baseline: &dyn Fn(&[Row]) -> f64| {
+        let per_run: Vec<f64> = runs
+            .iter()
+            .map(|r| r[row].mib_per_sec() / baseline(r))
+            .collect();
+        let listed: Vec<String> = per_run
+            .iter()
+            .map(|r| format!("{:.0}%", 100.0 * r))
+            .collect();
+        let ratio = median(per_run);
+        println!(
+            "{label}: {:.0}% (per run: {}): {}",
+            100.0 * ratio,
+            listed.join(" "),
+            verdict(ratio >= APPEND_TARGET_RATIO)
+        );
+    };
+    check(
+        "  flush=OS appends >= 80% of raw write speed, vs the faster of (A) and (A2)",
+        LOG_OS,
+        &raw_cache,
     );
-    println!(
-        "    with the final fsync, {:.0}% of (C) dd conv=fdatasync: {}",
-        100.0 * ratio(LOG_OS_FSYNC, DD_FDATASYNC),
-        verdict(ratio(LOG_OS_FSYNC, DD_FDATASYNC) >= APPEND_TARGET_RATIO),
+    check(
+        "    with the final fsync, vs (C) dd conv=fdatasync",
+        LOG_OS_FSYNC,
+        &|r: &[Row]| r[DD_FDATASYNC].mib_per_sec(),
     );
     println!(
         "    (for reference, {:.0}% of (B) dd writing the log's {batch_len}-byte batches one by one)",
-        100.0 * ratio(LOG_OS, DD_CACHE_BATCH),
+        100.0 * rows[LOG_OS].mib_per_sec() / rows[DD_CACHE_BATCH].mib_per_sec(),
     );
     println!(
         "  reads from page cache >= 2 GB/s: {:.2} GB/s ({:.2} GiB/s): {}",

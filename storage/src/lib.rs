@@ -31,6 +31,7 @@ pub mod slice;
 pub mod store;
 pub mod transactions;
 pub mod varint;
+pub mod write_ahead;
 
 pub use batch::{BatchHeader, TimestampType, ValidationLimits};
 pub use builder::BatchBuilder;

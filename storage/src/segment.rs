@@ -17,6 +17,7 @@ use crate::error::{Result, StorageError};
 use crate::index::{OffsetEntry, SparseIndex, TimeEntry};
 use crate::record::RecordIter;
 use crate::slice::FileSlice;
+use crate::write_ahead::{WriteAhead, WRITE_AHEAD_STEP};
 
 /// File extension of the record data.
 pub const LOG_EXT: &str = "log";
@@ -65,6 +66,8 @@ pub struct Segment {
     settings: SegmentSettings,
     offset_index: SparseIndex<OffsetEntry>,
     time_index: SparseIndex<TimeEntry>,
+    /// Zeros written ahead of small appends (see [`crate::write_ahead`]).
+    write_ahead: WriteAhead,
 }
 
 fn pack(relative_next: u32, size: u32) -> u64 {
@@ -111,6 +114,7 @@ impl Segment {
             offset_index: SparseIndex::create(&path_with(dir, base_offset, INDEX_EXT, suffix))?,
             time_index: SparseIndex::create(&path_with(dir, base_offset, TIME_INDEX_EXT, suffix))?,
             log_path,
+            write_ahead: WriteAhead::new(0),
         })
     }
 
@@ -153,29 +157,19 @@ impl Segment {
         }
         let segment = Segment {
             base_offset,
+            roll_base_ms: first_batch_timestamp(&file).unwrap_or(now_ms),
             file: Arc::new(file),
             end: AtomicU64::new(0),
             max_timestamp: AtomicI64::new(-1),
-            roll_base_ms: now_ms,
             bytes_since_index: AtomicU64::new(0),
             settings,
             offset_index,
             time_index,
             log_path,
-        };
-        let segment = Segment {
-            roll_base_ms: segment.first_batch_timestamp().unwrap_or(now_ms),
-            ..segment
+            write_ahead: WriteAhead::new(len),
         };
         segment.recover(len, verify || !offsets_ok || !times_ok)?;
         Ok(segment)
-    }
-
-    fn first_batch_timestamp(&self) -> Option<i64> {
-        let mut buf = [0u8; BATCH_HEADER_LEN];
-        self.file.read_exact_at(&mut buf, 0).ok()?;
-        let header = BatchHeader::parse(&buf).ok()?;
-        (header.max_timestamp >= 0).then_some(header.max_timestamp)
     }
 
     /// Finds the last index entry that really points at a batch, re-scans everything after
@@ -266,15 +260,24 @@ impl Segment {
             }
         }
         if let Some(damage) = damage {
-            tracing::warn!(
-                segment = %self.log_path.display(),
-                position = damage.position,
-                dropped_bytes = len - damage.position,
-                reason = %damage.reason,
-                "truncating torn or corrupt segment tail"
-            );
-            self.file
-                .set_len(damage.position)
+            if self.only_zeros_written_ahead(damage.position, len) {
+                tracing::info!(
+                    segment = %self.log_path.display(),
+                    position = damage.position,
+                    dropped_bytes = len - damage.position,
+                    "cutting the zeros written ahead of the data"
+                );
+            } else {
+                tracing::warn!(
+                    segment = %self.log_path.display(),
+                    position = damage.position,
+                    dropped_bytes = len - damage.position,
+                    reason = %damage.reason,
+                    "truncating torn or corrupt segment tail"
+                );
+            }
+            self.write_ahead
+                .cut_back(&self.file, damage.position)
                 .map_err(|e| StorageError::io(&self.log_path, e))?;
         }
         // Keep what was rebuilt, so a sealed segment is not re-scanned on every start. Indexes
@@ -288,6 +291,16 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// Whether the bytes from `position` to `len` are zeros no longer than what
+    /// [`WriteAhead`] leaves past the data: a clean tail, not damage.
+    fn only_zeros_written_ahead(&self, position: u64, len: u64) -> bool {
+        if len - position > 2 * WRITE_AHEAD_STEP {
+            return false;
+        }
+        let mut tail = vec![0u8; (len - position) as usize];
+        self.file.read_exact_at(&mut tail, position).is_ok() && tail.iter().all(|b| *b == 0)
     }
 
     /// Checks that a whole, well-formed batch (CRC too with `verify`) starts at `position`.
@@ -386,10 +399,22 @@ impl Segment {
     /// (a full disk) the file is cut back so nothing partial remains, and the error returned.
     pub fn append(&self, parts: &[&[u8]], placements: &[BatchPlacement]) -> Result<()> {
         let (_, size) = self.end_state();
-        if let Err(e) = write_all_vectored_at(&self.file, parts, size) {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let zeros = self.write_ahead.zeros_after(size, len);
+        let mut written = write_all_vectored_at(&self.file, parts, zeros, size);
+        if written.is_err() && !zeros.is_empty() {
+            // Maybe only the zeros did not fit (a nearly full disk): never fail an append
+            // for them. Retry without, and stop writing ahead in this segment.
+            self.write_ahead.turn_off();
             let _ = self.file.set_len(size);
+            written = write_all_vectored_at(&self.file, parts, &[], size);
+        }
+        if let Err(e) = written {
+            self.write_ahead.assume_longer();
+            let _ = self.write_ahead.cut_back(&self.file, size);
             return Err(StorageError::io(&self.log_path, e));
         }
+        self.write_ahead.wrote_to(size + len + zeros.len() as u64);
         let mut position = size;
         for placement in placements {
             self.index_batch(placement, position);
@@ -621,6 +646,7 @@ impl Segment {
     /// Finishes a segment that will receive no more appends: records its max timestamp in
     /// the time index and writes the indexes; with `sync` fsyncs everything.
     pub fn seal(&self, sync: bool) -> Result<()> {
+        self.cut_back_to_data()?;
         let max_ts = self.max_timestamp();
         if max_ts >= 0 && max_ts > self.time_index.last().map_or(-1, |t| t.timestamp) {
             if let Some((_, header)) = self.batch_headers()?.last() {
@@ -635,6 +661,13 @@ impl Segment {
         }
         self.offset_index.persist(sync)?;
         self.time_index.persist(sync)
+    }
+
+    /// Cuts the `.log` file back to its data (removing zeros written ahead of appends).
+    fn cut_back_to_data(&self) -> Result<()> {
+        self.write_ahead
+            .cut_back(&self.file, self.size())
+            .map_err(|e| StorageError::io(&self.log_path, e))
     }
 
     /// Renames the segment's three files by changing their suffix (compaction's swap).
@@ -674,11 +707,36 @@ impl Segment {
     }
 }
 
-/// `pwritev` of all `parts` at `position`, continuing after partial writes.
-fn write_all_vectored_at(file: &File, parts: &[&[u8]], position: u64) -> std::io::Result<()> {
+/// The max timestamp of a segment file's first batch: its age for `segment.ms` counts from
+/// it, as in Kafka.
+fn first_batch_timestamp(file: &File) -> Option<i64> {
+    let mut buf = [0u8; BATCH_HEADER_LEN];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    let header = BatchHeader::parse(&buf).ok()?;
+    (header.max_timestamp >= 0).then_some(header.max_timestamp)
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // A segment dropped without being sealed (a log dropped without close) leaves its
+        // file at the data's length too.
+        if let Err(e) = self.cut_back_to_data() {
+            tracing::warn!(error = %e, "cannot cut a segment file back to its data");
+        }
+    }
+}
+
+/// `pwritev` of all `parts` and then `tail` at `position`, continuing after partial writes.
+fn write_all_vectored_at(
+    file: &File,
+    parts: &[&[u8]],
+    tail: &[u8],
+    position: u64,
+) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut iovecs: Vec<libc::iovec> = parts
         .iter()
+        .chain(std::iter::once(&tail))
         .filter(|p| !p.is_empty())
         .map(|p| libc::iovec {
             iov_base: p.as_ptr() as *mut libc::c_void,
@@ -689,7 +747,7 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], position: u64) -> std::io
     let mut position = position;
     while first < iovecs.len() {
         let count = (iovecs.len() - first).min(1024) as libc::c_int;
-        // SAFETY: the iovecs point into `parts`, which outlive the call; the fd is open.
+        // SAFETY: the iovecs point into `parts` and `tail`, which outlive the call; the fd is open.
         let written = unsafe {
             libc::pwritev(
                 file.as_raw_fd(),

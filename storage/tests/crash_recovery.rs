@@ -9,6 +9,7 @@ use std::path::Path;
 
 use common::*;
 use rand::{Rng, SeedableRng};
+use sluice_storage::batch::{batch_size_at, BatchHeader};
 use sluice_storage::{Compression, LogConfig, LogStore, PartitionLog};
 
 fn config() -> LogConfig {
@@ -673,4 +674,104 @@ fn a_rolled_segment_is_fsynced_in_the_background_and_the_point_moves_past_it() {
         "recovery point {point} never passed {second_base}"
     );
     assert!(point <= written as i64);
+}
+
+/// Appends `batches` small batches of four records each (every codec in turn) to `log`.
+fn append_small_batches(log: &PartitionLog, first: i64, batches: i64) -> Vec<Rec> {
+    let mut model = Vec::new();
+    for b in first..first + batches {
+        let msgs: Vec<Msg> = (0..4)
+            .map(|i| Msg {
+                key: Some(format!("k{b}-{i}").into_bytes()),
+                value: Some(filler((b * 4 + i) as u64, 300)),
+                headers: vec![(b"b".to_vec(), Some(b.to_string().into_bytes()))],
+                timestamp: 20_000 + b * 10 + i,
+            })
+            .collect();
+        model.extend(append(log, &msgs, CODECS[b as usize % CODECS.len()]));
+    }
+    model
+}
+
+/// The tail segment file of `dir` and its batches, read up to the first zero length field
+/// (where the data ends and any zeros written ahead begin).
+fn tail_file_and_batches(dir: &Path) -> (Vec<u8>, Vec<(BatchHeader, Vec<u8>)>) {
+    let tail_base = *log_file_bases(dir).last().unwrap();
+    let bytes = std::fs::read(seg_path(dir, tail_base, "log")).unwrap();
+    let mut data = 0;
+    while let Some(size) = batch_size_at(&bytes[data..]).filter(|s| *s > 12) {
+        data += size;
+    }
+    let batches = split_batches(&bytes[..data]);
+    (bytes, batches)
+}
+
+/// Bytes of data in `batches`.
+fn data_len(batches: &[(BatchHeader, Vec<u8>)]) -> u64 {
+    batches.iter().map(|(_, b)| b.len() as u64).sum()
+}
+
+#[test]
+fn zeros_written_ahead_of_small_appends_are_cut_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(dir.path(), small_config(1 << 20, 4096), true);
+    let mut model = append_small_batches(&log, 0, 30);
+    // A crash: no close, no drop (so nothing cuts the file back).
+    std::mem::forget(log);
+    let (bytes, batches) = tail_file_and_batches(dir.path());
+    let data = data_len(&batches);
+    assert!(
+        bytes.len() as u64 > data,
+        "zeros were written ahead of the data"
+    );
+    assert_eq!(bytes.len() % (128 << 10), 0);
+    assert!(bytes[data as usize..].iter().all(|b| *b == 0));
+
+    // Reopened after the crash: every record is there, the zeros are gone, appends go on.
+    let log = check_reopened(dir.path(), &model, false);
+    let (bytes, batches) = tail_file_and_batches(dir.path());
+    assert_eq!(bytes.len() as u64, data_len(&batches));
+    model.extend(append_small_batches(&log, 30, 10));
+    assert_eq!(read_all(&log), model);
+    check_timestamp_lookups(&log, &model);
+
+    // A crash in the middle of writing a batch: its last bytes never reached the file, the
+    // zeros after it did. The batch is cut with the zeros; everything before it stays.
+    std::mem::forget(log);
+    let tail_base = *log_file_bases(dir.path()).last().unwrap();
+    let path = seg_path(dir.path(), tail_base, "log");
+    let (bytes, mut batches) = tail_file_and_batches(dir.path());
+    let data = data_len(&batches);
+    assert!(
+        bytes.len() as u64 > data,
+        "zeros were written ahead of the data"
+    );
+    let (last_header, last_batch) = batches.pop().unwrap();
+    let torn_from = data - last_batch.len() as u64 / 2;
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(
+        &file,
+        &vec![0u8; (data - torn_from) as usize],
+        torn_from,
+    )
+    .unwrap();
+    drop(file);
+    let lost = last_header.last_offset() - last_header.base_offset + 1;
+    model.truncate(model.len() - lost as usize);
+    let log = check_reopened(dir.path(), &model, false);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        data - last_batch.len() as u64
+    );
+    model.extend(append_small_batches(&log, 40, 3));
+    log.close().unwrap();
+    drop(log);
+    let log = check_reopened(dir.path(), &model, true);
+    let (bytes, batches) = tail_file_and_batches(dir.path());
+    assert_eq!(
+        bytes.len() as u64,
+        data_len(&batches),
+        "a clean close leaves no zeros"
+    );
+    drop(log);
 }

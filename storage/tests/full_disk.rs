@@ -73,19 +73,30 @@ fn try_append(log: &PartitionLog, msgs: &[Msg], codec: usize) -> Result<Vec<Rec>
     }
 }
 
-fn log_bytes_on_disk(dir: &Path) -> u64 {
-    log_file_bases(dir)
+/// Checks that no partial batch was left behind in any segment file: sealed files hold
+/// exactly their batches, and the active one (which may hold zeros written ahead of small
+/// appends) holds only zeros past its data.
+fn assert_no_partial_batch(dir: &Path, log: &PartitionLog) {
+    let bases = log_file_bases(dir);
+    let (active, sealed) = bases.split_last().expect("an active segment");
+    let sealed_bytes: u64 = sealed
         .iter()
         .map(|b| std::fs::metadata(seg_path(dir, *b, "log")).unwrap().len())
-        .sum()
+        .sum();
+    let active_data = log.size_bytes() - sealed_bytes;
+    let active_file = std::fs::read(seg_path(dir, *active, "log")).unwrap();
+    assert!(active_file.len() as u64 >= active_data);
+    assert!(
+        active_file[active_data as usize..].iter().all(|b| *b == 0),
+        "bytes past the data of the active segment"
+    );
 }
 
 fn assert_intact(log: &PartitionLog, dir: &Path, model: &[Rec]) {
     assert_eq!(log.log_end_offset(), model.len() as i64);
     assert_eq!(read_all(log), model);
     check_timestamp_lookups(log, model);
-    // No partial batch was left behind in any segment file.
-    assert_eq!(log_bytes_on_disk(dir), log.size_bytes());
+    assert_no_partial_batch(dir, log);
 }
 
 #[test]
@@ -105,6 +116,7 @@ fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_is_freed() {
     let mut model: Vec<Rec> = Vec::new();
 
     let mut failures = 0;
+    let mut refused_len = 0;
     for _ in 0..1_000 {
         let (msgs, codec) = batch_of(&mut rng, 3, 1_000);
         match try_append(&log, &msgs, codec) {
@@ -112,12 +124,24 @@ fn a_full_disk_fails_appends_cleanly_and_recovers_when_space_is_freed() {
             Err(code) => {
                 assert_eq!(code, KAFKA_STORAGE_ERROR);
                 failures += 1;
+                refused_len = build_batch(&msgs, CODECS[codec]).len() as u64;
                 break;
             }
         }
     }
     assert_eq!(failures, 1, "the disk never filled up");
     assert!(model.len() > 30, "only {} records fit", model.len());
+    // The append failed because the disk was really full: what the partition's files take
+    // (in tmpfs pages) plus the refused batch is more than the free space. Zeros written
+    // ahead of small appends never cost an append that would have fitted.
+    let used: u64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len().div_ceil(4096) * 4096)
+        .sum();
+    assert!(
+        used + refused_len > 128 * 1024,
+        "an append of {refused_len} bytes was refused with {used} of 131072 bytes used"
+    );
     assert_intact(&log, &dir, &model);
 
     // More attempts, large and small: each either fails with 56 or is acknowledged.

@@ -18,18 +18,35 @@ class BatchHeader:
     max_timestamp: int
 
 
+def _segment_batches(data: bytes) -> tuple[list[BatchHeader], int]:
+    """The batch headers of one `.log` file and the bytes they take. The active segment may
+    hold zeros written ahead of small appends while the broker runs; a zero batch length is
+    where the data ends."""
+    out = []
+    pos = 0
+    while pos + 61 <= len(data):
+        base, length = struct.unpack_from(">qi", data, pos)
+        if length == 0:
+            break
+        attributes, last_delta, _first_ts, max_ts = struct.unpack_from(">hiqq", data, pos + 21)
+        out.append(BatchHeader(base, 12 + length, attributes & 7, (attributes >> 3) & 1,
+                               last_delta, max_ts))
+        pos += 12 + length
+    return out, pos
+
+
 def batches(partition_dir: Path) -> list[BatchHeader]:
     out = []
     for log in sorted(Path(partition_dir).glob("*.log")):
-        data = log.read_bytes()
-        pos = 0
-        while pos + 61 <= len(data):
-            base, length = struct.unpack_from(">qi", data, pos)
-            attributes, last_delta, _first_ts, max_ts = struct.unpack_from(">hiqq", data, pos + 21)
-            out.append(BatchHeader(base, 12 + length, attributes & 7, (attributes >> 3) & 1,
-                                   last_delta, max_ts))
-            pos += 12 + length
+        out.extend(_segment_batches(log.read_bytes())[0])
     return out
+
+
+def data_bytes(partition_dir: Path) -> int:
+    """Bytes of record batches in a partition's `.log` files (not counting zeros the
+    active segment holds ahead of its data)."""
+    return sum(_segment_batches(log.read_bytes())[1]
+               for log in Path(partition_dir).glob("*.log"))
 
 
 def varint_size(v: int) -> int:

@@ -5,6 +5,7 @@ plus DescribeLogDirs and OffsetForLeaderEpoch where only kafka-python reaches th
 
 import pytest
 
+import logfiles
 from clients import (BY_NAME, CLIENTS, INVALID_CONFIG, INVALID_PARTITIONS,
                      INVALID_REPLICATION_FACTOR, MESSAGE_TOO_LARGE,
                      TOPIC_ALREADY_EXISTS, UNKNOWN_TOPIC_OR_PARTITION, ConfigValue, Delivered,
@@ -194,8 +195,7 @@ def test_describe_log_dirs(broker, topic):
     assert log_dir["log_dir"] == str(broker.data_dir.resolve())
     (t,) = [t for t in log_dir["topics"] if t["name"] == topic]
     sizes = {p["partition_index"]: p["partition_size"] for p in t["partitions"]}
-    on_disk = {p: sum(f.stat().st_size for f in (broker.data_dir / f"{topic}-{p}").glob("*.log"))
-               for p in range(2)}
+    on_disk = {p: logfiles.data_bytes(broker.data_dir / f"{topic}-{p}") for p in range(2)}
     assert sizes == on_disk and on_disk[0] > 2000 and on_disk[1] == 0, (sizes, on_disk)
 
 

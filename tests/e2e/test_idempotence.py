@@ -132,6 +132,8 @@ def producer_fields(partition_dir) -> list[tuple[int, int, int, int]]:
         pos = 0
         while pos + 61 <= len(data):
             (length,) = struct.unpack_from(">i", data, pos + 8)
+            if length == 0:
+                break  # zeros written ahead of the active segment's data
             out.append(struct.unpack_from(">qhii", data, pos + 43))
             pos += 12 + length
     return out

@@ -44,6 +44,10 @@ struct Args {
     /// Partitions of the benchmark topic.
     #[arg(long, default_value_t = 6)]
     partitions: i32,
+    /// The producer's batch.size: the default lets librdkafka fill large batches; 16384
+    /// (the Java client's default) makes the broker append many small batches.
+    #[arg(long, default_value_t = 1_000_000)]
+    batch_bytes: u64,
     /// Also produce the same data in transactions committed every this many milliseconds,
     /// read it back read_committed, and compare with the plain phases.
     #[arg(long)]
@@ -168,6 +172,7 @@ async fn main() -> anyhow::Result<()> {
         count,
         message_bytes: args.message_bytes,
         partitions: args.partitions,
+        batch_bytes: args.batch_bytes,
     };
     let mut phases = vec![
         run.produce(&topic, None)?,
@@ -193,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
 
     let gb = total_bytes as f64 / 1e9;
     let mb = total_bytes as f64 / 1e6;
-    println!("sluice load benchmark: {count} messages of {} B ({mb:.0} MB) to {} partitions, acks=all, librdkafka {}", args.message_bytes, args.partitions, rdkafka::util::get_rdkafka_version().1);
+    println!("sluice load benchmark: {count} messages of {} B ({mb:.0} MB) to {} partitions, acks=all, batch.size {}, librdkafka {}", args.message_bytes, args.partitions, args.batch_bytes, rdkafka::util::get_rdkafka_version().1);
     println!(
         "{:<14} {:>10} {:>16} {:>16}",
         "phase", "MB/s", "broker CPU-s/GB", "client CPU-s/GB"
@@ -271,6 +276,8 @@ struct Run {
     count: u64,
     message_bytes: usize,
     partitions: i32,
+    /// The producer's batch.size.
+    batch_bytes: u64,
 }
 
 impl Run {
@@ -290,7 +297,7 @@ impl Run {
             .set("bootstrap.servers", &self.bootstrap)
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("batch.size", "1000000")
+            .set("batch.size", self.batch_bytes.to_string())
             .set("queue.buffering.max.kbytes", "1048576")
             .set("queue.buffering.max.messages", "1000000");
         if per_txn.is_some() {

@@ -851,6 +851,9 @@ fn run() -> Result<(), Error> {
         LOG_OS,
         &raw_cache,
     );
+    check("    vs (A) dd bs=1M alone", LOG_OS, &|r: &[Row]| {
+        r[DD_CACHE].mib_per_sec()
+    });
     check(
         "    with the final fsync, vs (C) dd conv=fdatasync",
         LOG_OS_FSYNC,

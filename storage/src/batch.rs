@@ -149,7 +149,7 @@ pub fn batch_size_at(buf: &[u8]) -> Option<usize> {
 
 /// Computes the CRC-32C a batch should carry.
 pub fn compute_crc(batch: &[u8]) -> u32 {
-    crc32c::crc32c(&batch[CRC_START..])
+    crc_fast::crc32_iscsi(&batch[CRC_START..])
 }
 
 /// Bounds applied to each batch a producer appends.
@@ -356,10 +356,10 @@ pub fn set_header_max_timestamp(
     }
     header[21..23].copy_from_slice(&attributes.to_be_bytes());
     header[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&header[CRC_START..BATCH_HEADER_LEN]),
-        records,
-    );
+    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    digest.update(&header[CRC_START..BATCH_HEADER_LEN]);
+    digest.update(records);
+    let crc = digest.finalize() as u32;
     header[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 

@@ -101,7 +101,7 @@ pub fn write(
     let mut file = Vec::with_capacity(body.len() + 10);
     file.put_slice(MAGIC);
     file.put_u16(VERSION);
-    file.put_u32(crc32c::crc32c(&body));
+    file.put_u32(crc_fast::crc32_iscsi(&body));
     file.put_slice(&body);
     crate::checkpoint::write_atomically(&path_of(dir, offset), &file)?;
     let offsets = list(dir)?;
@@ -151,7 +151,7 @@ fn decode(bytes: &[u8]) -> Option<Snapshot> {
         return None;
     }
     let crc = b.get_u32();
-    if crc32c::crc32c(b) != crc {
+    if crc_fast::crc32_iscsi(b) != crc {
         return None;
     }
     let need = |b: &&[u8], n: usize| (b.remaining() >= n).then_some(());

@@ -426,69 +426,53 @@ fn run_once(plan: &Plan<'_>) -> Result<(Vec<Row>, f64), Error> {
     let of_raw = format!("of={}", raw.display());
     let mib_bytes = plan.mib * MIB;
 
-    // 1. Raw disk with dd, writing the same bytes the log writes.
-    plan.prepare_write()?;
-    let (secs, cpu) = dd(&[
-        if_src.clone(),
-        of_raw.clone(),
-        "bs=1M".into(),
-        format!("count={}", plan.mib),
-    ])?;
-    add(
+    // 1. Raw disk with dd, writing the same bytes the log writes. Each written file is
+    // deleted before its writeback starts (but (C)'s, which (D) reads first), so little of
+    // it reaches the disk.
+    let write = |rows: &mut Vec<Row>, name: String, bs: u64, count: u64, flag: Option<&str>| {
+        plan.prepare_write()?;
+        let mut args = vec![
+            if_src.clone(),
+            of_raw.clone(),
+            format!("bs={bs}"),
+            format!("count={count}"),
+        ];
+        args.extend(flag.map(str::to_string));
+        let (secs, cpu) = dd(&args)?;
+        add(rows, Row::new(name, bs * count, secs, cpu), None);
+        Ok::<(), Error>(())
+    };
+    write(
         &mut rows,
-        Row::new("(A) raw dd bs=1M, page cache", mib_bytes, secs, cpu),
+        "(A) raw dd bs=1M, page cache".into(),
+        MIB,
+        plan.mib,
         None,
-    );
-    // Deleted before its writeback starts: nothing of it reaches the disk.
+    )?;
     std::fs::remove_file(&raw)?;
-
-    plan.prepare_write()?;
-    let (secs, cpu) = dd(&[
-        if_src.clone(),
-        of_raw.clone(),
-        "bs=128K".into(),
-        format!("count={}", plan.mib * 8),
-    ])?;
-    add(
+    write(
         &mut rows,
-        Row::new("(A2) raw dd bs=128K, page cache", mib_bytes, secs, cpu),
+        "(A2) raw dd bs=128K, page cache".into(),
+        MIB / 8,
+        plan.mib * 8,
         None,
-    );
+    )?;
     std::fs::remove_file(&raw)?;
-
-    plan.prepare_write()?;
-    let (secs, cpu) = dd(&[
-        if_src.clone(),
-        of_raw.clone(),
-        format!("bs={batch_len}"),
-        format!("count={}", plan.batches),
-    ])?;
-    add(
+    write(
         &mut rows,
-        Row::new(
-            format!("(B) raw dd bs={batch_len}, page cache"),
-            plan.batches * batch_len,
-            secs,
-            cpu,
-        ),
+        format!("(B) raw dd bs={batch_len}, page cache"),
+        batch_len,
+        plan.batches,
         None,
-    );
+    )?;
     std::fs::remove_file(&raw)?;
-
-    plan.prepare_write()?;
-    let (secs, cpu) = dd(&[
-        if_src.clone(),
-        of_raw.clone(),
-        "bs=1M".into(),
-        format!("count={}", plan.mib),
-        "conv=fdatasync".into(),
-    ])?;
-    add(
+    write(
         &mut rows,
-        Row::new("(C) raw dd bs=1M conv=fdatasync", mib_bytes, secs, cpu),
-        None,
-    );
-
+        "(C) raw dd bs=1M conv=fdatasync".into(),
+        MIB,
+        plan.mib,
+        Some("conv=fdatasync"),
+    )?;
     let (secs, cpu) = dd(&[
         format!("if={}", raw.display()),
         "of=/dev/null".into(),
@@ -500,25 +484,13 @@ fn run_once(plan: &Plan<'_>) -> Result<(Vec<Row>, f64), Error> {
         None,
     );
     std::fs::remove_file(&raw)?;
-
-    plan.prepare_write()?;
-    let (secs, cpu) = dd(&[
-        if_src,
-        of_raw,
-        format!("bs={batch_len}"),
-        format!("count={}", plan.sync_batches),
-        "oflag=dsync".into(),
-    ])?;
-    add(
+    write(
         &mut rows,
-        Row::new(
-            format!("(E) raw dd bs={batch_len} oflag=dsync"),
-            plan.sync_batches * batch_len,
-            secs,
-            cpu,
-        ),
-        None,
-    );
+        format!("(E) raw dd bs={batch_len} oflag=dsync"),
+        batch_len,
+        plan.sync_batches,
+        Some("oflag=dsync"),
+    )?;
     std::fs::remove_file(&raw)?;
 
     // 2. The log with flush=OS, then one fsync; 3. read it back from page cache.

@@ -17,6 +17,9 @@ use crate::dispatch::{dispatch, Reply};
 use crate::fetch_encode::Chunk;
 use crate::frame::read_frame;
 
+/// Bytes a connection reads ahead of the request it is parsing.
+const READ_BUFFER_BYTES: usize = 8 * 1024;
+
 /// Serves `socket` until the client disconnects, sends something we must refuse, or the
 /// broker shuts down (checked between requests).
 pub async fn serve_connection(
@@ -26,7 +29,11 @@ pub async fn serve_connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = socket.set_nodelay(true);
-    let (mut reader, mut writer) = socket.into_split();
+    let (reader, mut writer) = socket.into_split();
+    // Small requests (fetches, heartbeats, metadata, produce requests of a few records) come
+    // in with their length prefix in one read instead of two; reads of more than the buffer
+    // bypass it, so large produce bodies are still copied once.
+    let mut reader = tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, reader);
     let limit = broker.config.socket_request_max_bytes;
     loop {
         let frame = tokio::select! {

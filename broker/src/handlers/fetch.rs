@@ -117,7 +117,7 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
         let wakeup = AnyNotified::new(&signals);
         let targets = plan.targets.clone();
         let logs_for_read = logs.clone();
-        let outcomes = tokio::task::spawn_blocking(move || {
+        let read = move || {
             read_all(
                 &targets,
                 &logs_for_read,
@@ -125,9 +125,14 @@ pub async fn handle(broker: &Broker, request: FetchRequest, version: i16) -> Fet
                 uses_ids,
                 read_committed,
             )
-        })
-        .await
-        .unwrap_or_default();
+        };
+        // A caught-up consumer's poll reads nothing (no file is touched at the log end):
+        // answering it here saves the blocking-pool hand-off that real reads need.
+        let outcomes = if all_caught_up(&plan.targets, &logs) {
+            read()
+        } else {
+            tokio::task::spawn_blocking(read).await.unwrap_or_default()
+        };
         let bytes: usize = outcomes.iter().map(|o| o.records.len()).sum();
         let any_error = outcomes.iter().any(|o| o.error_code != 0);
         if bytes >= min_bytes.max(1) || any_error || Instant::now() >= deadline {
@@ -254,6 +259,15 @@ fn read_all(
             outcome
         })
         .collect()
+}
+
+/// Whether every target asks for the offset at (or past) its log's end, so reading touches no
+/// file. Unknown partitions count as caught up: their answer is an error code.
+fn all_caught_up(targets: &[FetchTarget], logs: &[Option<Arc<PartitionLog>>]) -> bool {
+    targets.iter().zip(logs).all(|(target, log)| {
+        log.as_ref()
+            .is_none_or(|log| target.fetch_offset >= log.log_end_offset())
+    })
 }
 
 /// Resolves when any of the partitions' signals fires. Created before reading, so an append

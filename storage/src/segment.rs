@@ -406,12 +406,11 @@ impl Segment {
             // Maybe only the zeros did not fit (a nearly full disk): never fail an append
             // for them. Retry without, and stop writing ahead in this segment.
             self.write_ahead.turn_off();
-            let _ = self.file.set_len(size);
+            let _ = self.write_ahead.truncate(&self.file, size);
             written = write_all_vectored_at(&self.file, parts, &[], size);
         }
         if let Err(e) = written {
-            self.write_ahead.assume_longer();
-            let _ = self.write_ahead.cut_back(&self.file, size);
+            let _ = self.write_ahead.truncate(&self.file, size);
             return Err(StorageError::io(&self.log_path, e));
         }
         self.write_ahead.wrote_to(size + len + zeros.len() as u64);

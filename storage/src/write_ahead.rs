@@ -74,18 +74,19 @@ impl WriteAhead {
         self.off.store(true, Ordering::Release);
     }
 
-    /// Called when a write failed part-way: the file may now be longer than recorded.
-    pub fn assume_longer(&self) {
-        self.file_len.store(u64::MAX, Ordering::Release);
-    }
-
-    /// Cuts the file back to the data's `size` if it may be longer (zeros written ahead, or
-    /// part of a failed append).
+    /// Cuts the file back to the data's `size` if zeros were written past it.
     pub fn cut_back(&self, file: &File, size: u64) -> std::io::Result<()> {
         if self.file_len.load(Ordering::Acquire) > size {
-            file.set_len(size)?;
-            self.file_len.store(size, Ordering::Release);
+            self.truncate(file, size)?;
         }
+        Ok(())
+    }
+
+    /// Cuts the file to `size` whatever its recorded length: after a failed write, which may
+    /// have written part of its bytes.
+    pub fn truncate(&self, file: &File, size: u64) -> std::io::Result<()> {
+        file.set_len(size)?;
+        self.file_len.store(size, Ordering::Release);
         Ok(())
     }
 }

@@ -29,16 +29,24 @@ fn refusal(e: StorageError) -> Refusal {
 /// this many bytes of records in all.
 const INLINE_APPEND_BYTES: usize = 1 << 20;
 
+/// One partition's records to append.
+struct AppendJob {
+    /// Index of the partition in the request's `work`.
+    index: usize,
+    log: Arc<PartitionLog>,
+    records: Bytes,
+    /// The transactional producer of the records, if they are transactional.
+    producer: Option<ProducerRef>,
+}
+
 /// Whether a produce request's appends can run inline: little data, no transactional batch
 /// (those wait on the transaction's lock) and only partitions that leave flushing to the OS
 /// (no fsync on the request's path).
-fn appends_inline(jobs: &[(usize, Arc<PartitionLog>, Bytes)]) -> bool {
-    jobs.iter().map(|(_, _, b)| b.len()).sum::<usize>() <= INLINE_APPEND_BYTES
-        && jobs.iter().all(|(_, log, bytes)| {
-            let config = log.config();
-            transactional_producer(bytes).is_none()
-                && config.flush_messages == i64::MAX
-                && config.flush_ms == i64::MAX
+fn appends_inline(jobs: &[AppendJob]) -> bool {
+    jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
+        && jobs.iter().all(|j| {
+            let config = j.log.config();
+            j.producer.is_none() && config.flush_messages == i64::MAX && config.flush_ms == i64::MAX
         })
 }
 
@@ -98,14 +106,16 @@ pub async fn handle(
             });
         }
     }
-    let jobs: Vec<(usize, Arc<PartitionLog>, Bytes)> = work
+    let jobs: Vec<AppendJob> = work
         .iter()
         .enumerate()
-        .filter_map(|(i, w)| {
-            w.target
-                .as_ref()
-                .ok()
-                .map(|(l, b)| (i, l.clone(), b.clone()))
+        .filter_map(|(index, w)| {
+            w.target.as_ref().ok().map(|(log, records)| AppendJob {
+                index,
+                log: log.clone(),
+                records: records.clone(),
+                producer: transactional_producer(records),
+            })
         })
         .collect();
     let transactions = broker.transactions.clone();
@@ -113,10 +123,10 @@ pub async fn handle(
     let append_all = move || {
         let now = now_ms();
         jobs.into_iter()
-            .map(|(i, log, bytes)| {
-                let tp = log.topic_partition().clone();
-                let append = || log.append(&bytes, now).map_err(refusal);
-                let result = match transactional_producer(&bytes) {
+            .map(|job| {
+                let tp = job.log.topic_partition().clone();
+                let append = || job.log.append(&job.records, now).map_err(refusal);
+                let result = match job.producer {
                     // A transactional batch is appended only into an open transaction that
                     // holds the partition, and the transaction cannot end meanwhile.
                     Some(producer) => transactions
@@ -124,7 +134,7 @@ pub async fn handle(
                         .and_then(|r| r),
                     None => append(),
                 };
-                (i, tp, result)
+                (job.index, tp, result)
             })
             .collect::<Vec<_>>()
     };

@@ -1,11 +1,14 @@
 """kill -9 in the middle of an acks=all produce loop: after a restart on the same data dir,
 every acknowledged record is there exactly once, in order, at the offset it was acked with,
-and the recovered indexes still answer lookups by offset and by timestamp."""
+and the recovered indexes still answer lookups by offset and by timestamp; the zeros the
+broker writes past the data of small appends are on disk after the kill and cut by the
+restart."""
 
 import threading
 import time
 
-from clients import Delivered, KafkaFailure, Msg
+import logfiles
+from clients import BY_NAME, Delivered, KafkaFailure, Msg
 
 BATCH = 20
 ACKED_BEFORE_KILL = 400
@@ -76,3 +79,44 @@ def test_acknowledged_records_survive_kill9(make_broker, client, topic):
             assert c.offsets_for_times(topic, {0: BASE_TS + int(value)}) == {0: offset}
         c.assign(topic, {0: samples[2][0]})
         assert c.read(1)[0].value == samples[2][1]
+
+
+def test_zeros_written_ahead_of_small_batches_are_cut_after_kill9(make_broker, topic):
+    """Small batches make the broker write zeros past the data of the active segment (so
+    later appends copy into large page-cache pages). A kill -9 leaves them on disk; the
+    restart cuts them; another client reads every record back and appends after them."""
+    confluent, kafka_python = BY_NAME["confluent"], BY_NAME["kafka-python"]
+    b = make_broker()
+    with confluent.admin(b.bootstrap) as admin:
+        admin.create_topic(topic, 1)
+    sent = [Msg(b"k%d" % i, b"v%05d" % i, headers=(("n", b"%d" % i),), timestamp=BASE_TS + i,
+                partition=0) for i in range(50)]
+    with confluent.producer(b.bootstrap, acks=-1) as p:
+        for m in sent:  # one small batch per record
+            (r,) = p.send(topic, [m])
+            assert isinstance(r, Delivered), r
+    b.kill9()
+
+    (segment,) = (b.data_dir / f"{topic}-0").glob("*.log")
+    data = logfiles.data_bytes(segment.parent)
+    on_disk = segment.read_bytes()
+    assert len(on_disk) > data and len(on_disk) % (128 * 1024) == 0, (len(on_disk), data)
+    assert not any(on_disk[data:]), "bytes other than zeros past the data"
+
+    b2 = make_broker(data_dir=b.data_dir, port=b.port)
+    assert segment.stat().st_size == data, "the zeros were not cut on restart"
+    with kafka_python.consumer(b2.bootstrap) as c:
+        c.assign(topic, {0: 0})
+        got = c.read(len(sent))
+    assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in got] == [
+        (i, m.key, m.value, m.headers, m.timestamp) for i, m in enumerate(sent)]
+
+    more = [Msg(b"k-more", b"after the restart", timestamp=BASE_TS + 1000, partition=0)]
+    with kafka_python.producer(b2.bootstrap, acks=-1) as p:
+        (r,) = p.send(topic, more)
+    assert isinstance(r, Delivered) and r.offset == len(sent), r
+    with confluent.consumer(b2.bootstrap) as c:
+        c.assign(topic, {0: len(sent)})
+        (rec,) = c.read(1)
+    assert (rec.offset, rec.key, rec.value, rec.timestamp) == (
+        len(sent), b"k-more", b"after the restart", BASE_TS + 1000)

@@ -1,13 +1,17 @@
 //! Log compaction (`cleanup.policy=compact`): keeps the latest record of every key, drops
-//! tombstones once `delete.retention.ms` has passed, and swaps cleaned segments in without
-//! blocking appends (only sealed segments are touched; the active one never is).
+//! tombstones once `delete.retention.ms` has passed, drops the records of aborted
+//! transactions, drops a transaction's marker once none of its records is left and
+//! `delete.retention.ms` has passed (as Kafka's cleaner does: a marker with records still
+//! behind it must stay, or a reader rebuilding the log would see those records as an open
+//! transaction), and swaps cleaned segments in without blocking appends (only sealed
+//! segments are touched; the active one never is).
 //!
 //! Crash safety: each group of input segments becomes one output segment, written as
 //! `.cleaned` files, committed by renaming its `.log` to `.log.swap` (with a sidecar naming
 //! the end offset it replaces), then the inputs are deleted and the output renamed to its
 //! final name. Start-up recovery discards uncommitted output and completes committed swaps.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::FileTimes;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,7 +35,8 @@ pub struct CompactionStats {
     pub segments_rewritten: usize,
     /// Segments that replaced them.
     pub segments_written: usize,
-    /// Records removed (superseded values and expired tombstones).
+    /// Records removed (superseded values, expired tombstones, aborted records and the
+    /// markers of transactions with no records left).
     pub records_removed: u64,
     /// Bytes of the rewritten segments before.
     pub bytes_before: u64,
@@ -96,13 +101,14 @@ impl PartitionLog {
         let latest = latest_offsets(&cleanable, &txns)?;
         let tombstone_horizon = now_ms.saturating_sub(config.delete_retention_ms);
         let mut stats = CompactionStats::default();
+        let survival = Survival {
+            latest: &latest,
+            txns: &txns,
+            tombstone_horizon,
+        };
+        let mut with_records = TransactionsWithRecords::default();
         for group in group_segments(&cleanable, config.segment_bytes, config.max_index_entries()) {
-            let survival = Survival {
-                latest: &latest,
-                txns: &txns,
-                tombstone_horizon,
-            };
-            self.clean_group(&group, &survival, now_ms, &mut stats)?;
+            self.clean_group(&group, &survival, &mut with_records, now_ms, &mut stats)?;
         }
         let clean_end = cleanable.last().map_or(first_dirty, |s| s.next_offset());
         checkpoint::write_i64(&checkpoint_path, clean_end)?;
@@ -114,6 +120,7 @@ impl PartitionLog {
         &self,
         group: &[Arc<Segment>],
         survival: &Survival<'_>,
+        with_records: &mut TransactionsWithRecords,
         now_ms: i64,
         stats: &mut CompactionStats,
     ) -> Result<()> {
@@ -121,25 +128,37 @@ impl PartitionLog {
         let settings = settings_of(&self.config());
         let mut output = Segment::create(&self.dir, base, settings, now_ms, CLEANED_SUFFIX)?;
         let mut removed = 0u64;
+        let mut removed_markers = Vec::new();
         let mut newest_mtime = 0;
         for segment in group {
-            let expire_tombstones = segment.modified_ms() < survival.tombstone_horizon;
+            let past_delete_retention = segment.modified_ms() < survival.tombstone_horizon;
             newest_mtime = newest_mtime.max(segment.modified_ms());
             for (position, header) in segment.batch_headers()? {
                 let batch = segment.read_batch(position, &header)?;
                 let kept = if header.is_control() {
-                    Some(batch)
+                    let records_left = with_records.end(header.producer_id);
+                    if records_left || !past_delete_retention {
+                        Some(batch)
+                    } else {
+                        removed += header.record_count.max(0) as u64;
+                        removed_markers.push(header.base_offset);
+                        None
+                    }
                 } else if is_aborted(&header, survival.txns) {
                     removed += header.record_count.max(0) as u64;
                     None
                 } else {
-                    retain_records(
+                    let kept = retain_records(
                         &header,
                         &batch,
                         survival.latest,
-                        expire_tombstones,
+                        past_delete_retention,
                         &mut removed,
-                    )?
+                    )?;
+                    if kept.is_some() && header.is_transactional() {
+                        with_records.kept(header.producer_id);
+                    }
+                    kept
                 };
                 if let Some(bytes) = kept {
                     let kept_header = BatchHeader::parse(&bytes)?;
@@ -185,6 +204,7 @@ impl PartitionLog {
             stats.bytes_after += output.size();
             segments.insert(base, Arc::new(output));
         }
+        self.txns.write().forget_markers(&removed_markers);
         stats.segments_rewritten += group.len();
         stats.segments_written += 1;
         stats.records_removed += removed;
@@ -208,8 +228,27 @@ struct Survival<'a> {
     latest: &'a HashMap<Vec<u8>, i64>,
     /// Aborted transactions, whose records never survive.
     txns: &'a TransactionTable,
-    /// Tombstones in segments last written before this time (ms) are dropped.
+    /// Tombstones, and the markers of transactions with no records left, in segments last
+    /// written before this time (ms) are dropped.
     tombstone_horizon: i64,
+}
+
+/// The producers whose current transaction still has records in the cleaned log, tracked
+/// while a pass walks it in offset order: a transaction's records all come before its
+/// marker, so at the marker this says whether any survived.
+#[derive(Default)]
+struct TransactionsWithRecords(HashSet<i64>);
+
+impl TransactionsWithRecords {
+    /// A record of `producer_id`'s open transaction was kept.
+    fn kept(&mut self, producer_id: i64) {
+        self.0.insert(producer_id);
+    }
+
+    /// `producer_id`'s transaction ends at its marker: whether any of its records was kept.
+    fn end(&mut self, producer_id: i64) -> bool {
+        self.0.remove(&producer_id)
+    }
 }
 
 /// Whether a batch belongs to an aborted transaction (its records are dropped: they were

@@ -200,6 +200,14 @@ impl TransactionTable {
             .any(|(_, t)| t.producer_id == producer_id && t.first_offset <= offset)
     }
 
+    /// Forgets the aborted transactions whose markers (at `marker_offsets`) compaction
+    /// removed: none of their records is left either.
+    pub fn forget_markers(&mut self, marker_offsets: &[i64]) {
+        for offset in marker_offsets {
+            self.aborted.remove(offset);
+        }
+    }
+
     /// Forgets aborted transactions wholly below the log start (their records are gone).
     pub fn forget_below(&mut self, log_start: i64) {
         self.aborted = self.aborted.split_off(&log_start);

@@ -255,3 +255,97 @@ fn compaction_stops_at_the_lso_and_drops_aborted_records() {
     log.write_marker(&marker(2, 0, true), NOW).unwrap();
     assert_eq!(committed_keys(&log)[0], "k");
 }
+
+/// Offsets of everything in the log, markers included.
+fn all_offsets(log: &PartitionLog) -> Vec<i64> {
+    read_all(log).iter().map(|r| r.offset).collect()
+}
+
+#[test]
+fn compaction_drops_a_marker_once_its_transaction_has_no_records_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        cleanup_policy: CleanupPolicy {
+            delete: false,
+            compact: true,
+        },
+        ..small_config(200, 100)
+    };
+    let log = open_log(dir.path(), config.clone(), true);
+    log.append(&txn_batch(1, 0, 0, &["a", "b"]), NOW).unwrap(); // 0-1: superseded at 7-8
+    log.write_marker(&marker(1, 0, true), NOW).unwrap(); // 2
+    log.append(&txn_batch(2, 0, 0, &["c"]), NOW).unwrap(); // 3: aborted
+    log.write_marker(&marker(2, 0, false), NOW).unwrap(); // 4
+    log.append(&txn_batch(3, 0, 0, &["d"]), NOW).unwrap(); // 5: the latest d
+    log.write_marker(&marker(3, 0, true), NOW).unwrap(); // 6
+    log.append(&plain(&["a", "b"]), NOW).unwrap(); // 7-8
+    log.write_marker(&marker(4, 0, false), NOW).unwrap(); // 9: a transaction with no records
+    for i in 0..4 {
+        log.append(&plain(&[&format!("f{i}")]), NOW).unwrap(); // 10-13
+    }
+    let sealed_end = *log.segment_base_offsets().last().unwrap();
+    assert!(sealed_end > 9, "all markers are in sealed segments");
+    let end = log.log_end_offset();
+
+    // Within delete.retention.ms (one day by default) every marker stays; only the
+    // superseded and the aborted records go.
+    log.compact(NOW, true).unwrap().unwrap();
+    let mut expected: Vec<i64> = vec![2, 4, 5, 6];
+    expected.extend(7..end);
+    assert_eq!(all_offsets(&log), expected);
+    assert_eq!(
+        committed_keys(&log),
+        ["d", "a", "b", "f0", "f1", "f2", "f3"]
+    );
+
+    // Once it has passed, the markers of transactions with nothing left go (the commit at
+    // 2, the abort at 4, the empty one at 9); the commit at 6 stays while `d` is behind it.
+    log.set_config(LogConfig {
+        delete_retention_ms: 0,
+        ..config.clone()
+    });
+    let later = sluice_storage::now_ms() + 60_000;
+    let stats = log.compact(later, true).unwrap().unwrap();
+    assert_eq!(stats.records_removed, 3);
+    let mut expected: Vec<i64> = vec![5, 6, 7, 8];
+    expected.extend(10..end);
+    assert_eq!(all_offsets(&log), expected);
+    assert_eq!(
+        committed_keys(&log),
+        ["d", "a", "b", "f0", "f1", "f2", "f3"]
+    );
+    assert_eq!(log.last_stable_offset(), end);
+    assert!(log.read_committed(0, 1 << 20).unwrap().aborted.is_empty());
+
+    // Reopened, clean or not, `d` is still a committed record, not an open transaction.
+    drop(log);
+    for clean in [false, true] {
+        let log = open_log(dir.path(), config.clone(), clean);
+        assert_eq!(all_offsets(&log), expected, "clean={clean}");
+        assert_eq!(log.last_stable_offset(), end, "clean={clean}");
+        assert_eq!(
+            committed_keys(&log),
+            ["d", "a", "b", "f0", "f1", "f2", "f3"]
+        );
+    }
+
+    // When `d` is superseded, its marker goes on the next pass.
+    let log = open_log(dir.path(), config.clone(), true);
+    log.append(&plain(&["d"]), NOW).unwrap(); // `end`
+    for i in 4..8 {
+        log.append(&plain(&[&format!("f{i}")]), NOW).unwrap();
+    }
+    log.set_config(LogConfig {
+        delete_retention_ms: 0,
+        ..config
+    });
+    log.compact(later, true).unwrap().unwrap();
+    let offsets = all_offsets(&log);
+    assert!(
+        !offsets.contains(&5) && !offsets.contains(&6),
+        "{offsets:?}"
+    );
+    assert_eq!(offsets[..6], [7, 8, 10, 11, 12, 13]);
+    assert_eq!(offsets[6], end);
+    assert_eq!(log.last_stable_offset(), log.log_end_offset());
+}

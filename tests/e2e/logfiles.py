@@ -16,6 +16,8 @@ class BatchHeader:
     timestamp_type: int  # 0 CreateTime, 1 LogAppendTime
     last_offset_delta: int
     max_timestamp: int
+    transactional: bool = False
+    control: bool = False  # a transaction marker
 
 
 def _segment_batches(data: bytes) -> tuple[list[BatchHeader], int]:
@@ -30,7 +32,8 @@ def _segment_batches(data: bytes) -> tuple[list[BatchHeader], int]:
             break
         attributes, last_delta, _first_ts, max_ts = struct.unpack_from(">hiqq", data, pos + 21)
         out.append(BatchHeader(base, 12 + length, attributes & 7, (attributes >> 3) & 1,
-                               last_delta, max_ts))
+                               last_delta, max_ts, bool(attributes & 0x10),
+                               bool(attributes & 0x20)))
         pos += 12 + length
     return out, pos
 

@@ -33,6 +33,8 @@ What is verified:
   read_committed results, and the aborted-transaction list of a Fetch from every offset;
 - compressed transactional batches (every codec, several producers);
 - compaction of a transactional topic drops aborted records and stops at the LSO;
+- once delete.retention.ms has passed it drops the markers of transactions with no record
+  left, and the log still reads the same (LSO = high watermark, after a restart too);
 - idle transactional ids expire (also across a restart); a transaction survives the
   deletion of one of its topics.
 
@@ -60,7 +62,7 @@ import pytest
 from kafka.protocol.consumer.group import OffsetFetchRequest
 
 import kwire
-from clients import BY_NAME, CREATE_TIME, Msg, Rec, produce_ok
+from clients import BY_NAME, CREATE_TIME, Delivered, Msg, Rec, produce_ok
 from kgroup import Raw, RawMember
 from kwire import (CONTROL_ABORT, CONTROL_COMMIT, READ_COMMITTED, READ_UNCOMMITTED, Conn,
                    create_topics_v2, create_topics_v2_result, produce_v3, produce_v3_result,
@@ -1568,3 +1570,81 @@ def test_compaction_drops_aborted_records_and_keeps_open_transactions(make_broke
         check("after the commit", open_visible=True)
     finally:
         p.close()
+
+
+def disk_batches(partition_dir: Path):
+    """The batches on disk, or None while the cleaner is swapping a file under the reader."""
+    from logfiles import batches
+    try:
+        return batches(partition_dir)
+    except FileNotFoundError:
+        return None
+
+
+def test_compaction_drops_markers_of_transactions_with_nothing_left(make_broker, topic):
+    """As Kafka's cleaner does, a marker goes once none of its transaction's records is left
+    and delete.retention.ms has passed. A compacted topic with delete.retention.ms=0:
+    confluent-kafka commits and aborts transactions over four keys, then kafka-python
+    overwrites every key without one. Once the cleaner has run, no marker and no
+    transactional batch is left on disk; read_committed (confluent) and read_uncommitted
+    (kafka-python) read the same records, with keys, values, headers and timestamps; the LSO
+    equals the high watermark, also after a restart, and a new transaction commits and is
+    read after them."""
+    env = {**TXN_ENV, "SLUICE_LOG_CLEANER_BACKOFF_MS": "100"}
+    b = make_broker(env=env)
+    with BY_NAME["confluent"].admin(b.bootstrap) as a:
+        a.create_topic(topic, 1, {"cleanup.policy": "compact", "segment.bytes": "1024",
+                                  "min.cleanable.dirty.ratio": "0.01",
+                                  "min.compaction.lag.ms": "0", "delete.retention.ms": "0"})
+    keys = [b"k%d" % i for i in range(4)]
+
+    def round_msgs(tag: str, ks, ts: int) -> list[Msg]:
+        return [Msg(k, (tag.encode() + b":" + k).ljust(120, b"."), (("round", tag.encode()),),
+                    ts + i, 0) for i, k in enumerate(ks)]
+
+    tid = txn_id(topic)
+    with txn_producer("confluent", b.bootstrap, tid) as p:
+        for i in range(6):
+            p.begin()
+            p.send(topic, round_msgs(f"t{i}", keys, BASE_TS + 10 * i))
+            p.commit() if i % 2 == 0 else p.abort()
+    plain = round_msgs("plain", keys, BASE_TS + 100)
+    fillers = [Msg(b"f%d" % i, b"filler".ljust(200, b"."), (), BASE_TS + 200 + i, 0)
+               for i in range(12)]
+    with BY_NAME["kafka-python"].producer(b.bootstrap, linger_ms=0) as kp:
+        assert all(isinstance(d, Delivered) for d in kp.send(topic, plain))
+        for m in fillers:  # one batch each: the ones above end up in sealed segments
+            assert all(isinstance(d, Delivered) for d in kp.send(topic, [m]))
+    partition_dir = b.data_dir / f"{topic}-0"
+    on_disk = wait_for(
+        lambda: (lambda bs: bs if bs is not None and not any(
+            h.control or h.transactional for h in bs) else None)(disk_batches(partition_dir)),
+        "the cleaner dropped the transactions' records and markers", 30)
+    assert on_disk, "the plain records are still on disk"
+
+    want = [(m.key, m.value, m.headers, m.timestamp) for m in plain + fillers]
+
+    def check(where: str):
+        rc = read_to_end(b.bootstrap, topic, 0, committed=True)
+        assert [(r.key, r.value, r.headers, r.timestamp) for r in rc] == want, where
+        offsets = [r.offset for r in rc]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets), where
+        with BY_NAME["kafka-python"].consumer(b.bootstrap) as c:
+            c.assign(topic, {0: 0})
+            ru = c.read(len(want))
+        assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in ru] == \
+            [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in rc], where
+        lso, hw = lso_and_hw(b.bootstrap, topic, [0])
+        assert lso == hw == {0: offsets[-1] + 1}, f"{where}: LSO {lso}, HW {hw}"
+        return offsets
+
+    offsets = check("after compaction")
+    b.stop()
+    b = make_broker(env=env, data_dir=b.data_dir, port=b.port)
+    assert check("after a restart") == offsets
+    with txn_producer("confluent", b.bootstrap, tid) as p:
+        p.begin()
+        delivered = p.send(topic, round_msgs("after", keys[:1], BASE_TS + 300))
+        p.commit()
+    rc = read_to_end(b.bootstrap, topic, 0, committed=True)
+    assert [(r.offset, r.value.split(b":")[0]) for r in rc][-1] == (delivered[0].offset, b"after")

@@ -8,6 +8,9 @@
 //!   buffer, next to a plain `pread` of the same file as the ceiling.
 //! * `validate/*`: `batch::validate` alone (CRC-32C, decompression, record walk) on one
 //!   batch, uncompressed and lz4/zstd.
+//! * `recompress/*`: appends (flush=OS) to topics whose `compression.type` makes the log
+//!   recompress each batch (`lz4_to_zstd`, `none_to_lz4`), next to `lz4_as_sent`
+//!   (`compression.type=producer`) as the baseline.
 //!
 //! Throughput is in bytes of uncompressed batches (MiB/s or GiB/s as criterion prints it).
 //! Run with `cargo bench -p sluice-storage -j2 --bench log` (or `bench/storage`).
@@ -21,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use sluice_storage::batch::{self, ValidationLimits};
-use sluice_storage::{now_ms, Compression, LogConfig, PartitionLog, TopicPartition};
+use sluice_storage::{
+    now_ms, Compression, LogConfig, PartitionLog, TopicCompression, TopicPartition,
+};
 
 use common::{next_offset_after, template_batch, BATCH_BYTES};
 
@@ -57,11 +62,16 @@ fn config_for(flush: Flush) -> LogConfig {
 /// (and, for `Flush::Interval`, the due flushes) took. Creating and deleting the log is not
 /// timed.
 fn append_batches(template: &[u8], flush: Flush, iters: u64) -> Duration {
+    append_batches_with(template, config_for(flush), flush, iters)
+}
+
+/// [`append_batches`] to a log with `config` (its flush settings matching `flush`).
+fn append_batches_with(template: &[u8], config: LogConfig, flush: Flush, iters: u64) -> Duration {
     let dir = tempfile::tempdir().expect("temp dir");
     let log = PartitionLog::open(
         dir.path(),
         TopicPartition::new("bench", 0),
-        config_for(flush),
+        config,
         true,
         now_ms(),
     )
@@ -213,5 +223,43 @@ fn bench_validate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_append, bench_read, bench_validate);
+fn bench_recompress(c: &mut Criterion) {
+    let mut group = c.benchmark_group("recompress");
+    // Bytes of the uncompressed batch, whatever the codecs.
+    group.throughput(Throughput::Bytes(BATCH_BYTES as u64));
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(2));
+    for (name, sent, topic) in [
+        ("lz4_as_sent", Compression::Lz4, TopicCompression::Producer),
+        (
+            "lz4_to_zstd",
+            Compression::Lz4,
+            TopicCompression::Codec(Compression::Zstd),
+        ),
+        (
+            "none_to_lz4",
+            Compression::None,
+            TopicCompression::Codec(Compression::Lz4),
+        ),
+    ] {
+        let template = template_batch(sent, now_ms());
+        let config = LogConfig {
+            compression_type: topic,
+            ..config_for(Flush::Os)
+        };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| append_batches_with(&template, config.clone(), Flush::Os, iters))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_append,
+    bench_read,
+    bench_validate,
+    bench_recompress
+);
 criterion_main!(benches);

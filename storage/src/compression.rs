@@ -20,6 +20,29 @@ pub enum Compression {
     Zstd,
 }
 
+/// zstd level used when the broker compresses (Kafka's default, `compression.zstd.level=3`).
+const ZSTD_LEVEL: i32 = 3;
+
+thread_local! {
+    /// A zstd context per thread: creating one per batch costs more than compressing a
+    /// 16 KiB batch.
+    static ZSTD_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress_zstd(data: &[u8]) -> Vec<u8> {
+    ZSTD_COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        }
+        match slot.as_mut() {
+            Some(compressor) => compressor.compress(data).unwrap_or_default(),
+            None => zstd::bulk::compress(data, ZSTD_LEVEL).unwrap_or_default(),
+        }
+    })
+}
+
 /// The framing header the Java client's Snappy stream starts with.
 const XERIAL_MAGIC: &[u8; 8] = b"\x82SNAPPY\x00";
 
@@ -82,7 +105,7 @@ impl Compression {
                 let _ = enc.write_all(data);
                 enc.finish().unwrap_or_default()
             }
-            Compression::Zstd => zstd::bulk::compress(data, 3).unwrap_or_default(),
+            Compression::Zstd => compress_zstd(data),
             Compression::Snappy => {
                 let mut out = Vec::with_capacity(data.len() / 2 + 32);
                 out.extend_from_slice(XERIAL_MAGIC);

@@ -5,7 +5,43 @@
 //! value, so admin clients can show defaults as Kafka does.
 
 use crate::batch::{TimestampType, ValidationLimits};
+use crate::compression::Compression;
 use crate::error::{Result, StorageError};
+
+/// `compression.type` of a topic: how the broker stores the batches producers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// `producer`: every batch is stored as the producer compressed it (the default).
+    Producer,
+    /// `uncompressed`, `gzip`, `snappy`, `lz4` or `zstd`: a batch in another codec is
+    /// recompressed with this one when it is appended.
+    Codec(Compression),
+}
+
+impl TopicCompression {
+    fn parse(value: &str) -> Option<Self> {
+        Some(match value.trim() {
+            "producer" => TopicCompression::Producer,
+            "uncompressed" => TopicCompression::Codec(Compression::None),
+            "gzip" => TopicCompression::Codec(Compression::Gzip),
+            "snappy" => TopicCompression::Codec(Compression::Snappy),
+            "lz4" => TopicCompression::Codec(Compression::Lz4),
+            "zstd" => TopicCompression::Codec(Compression::Zstd),
+            _ => return None,
+        })
+    }
+
+    fn render(self) -> &'static str {
+        match self {
+            TopicCompression::Producer => "producer",
+            TopicCompression::Codec(Compression::None) => "uncompressed",
+            TopicCompression::Codec(Compression::Gzip) => "gzip",
+            TopicCompression::Codec(Compression::Snappy) => "snappy",
+            TopicCompression::Codec(Compression::Lz4) => "lz4",
+            TopicCompression::Codec(Compression::Zstd) => "zstd",
+        }
+    }
+}
 
 /// What happens to old data: deletion by retention, compaction by key, or both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,9 +118,9 @@ pub struct LogConfig {
     /// `max.compaction.lag.ms`: a record may stay uncompacted at most this long, whatever
     /// the dirty ratio.
     pub max_compaction_lag_ms: i64,
-    /// `compression.type`: only `producer` (batches are stored as the producer compressed
-    /// them); other values are refused rather than silently ignored.
-    pub compression_type: String,
+    /// `compression.type`: `producer` (stored as sent) or a codec batches are
+    /// recompressed with.
+    pub compression_type: TopicCompression,
     /// `min.insync.replicas`: recorded and reported; sluice keeps one copy, so acks=all is
     /// satisfied by the local write.
     pub min_insync_replicas: i32,
@@ -121,7 +157,7 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             max_compaction_lag_ms: i64::MAX,
-            compression_type: "producer".to_string(),
+            compression_type: TopicCompression::Producer,
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
             preallocate: false,
@@ -255,12 +291,11 @@ impl LogConfig {
                 self.max_compaction_lag_ms = at_least(key, parse_num(key, value)?, 1)?
             }
             "compression.type" => {
-                if value.trim() != "producer" {
-                    return Err(StorageError::InvalidConfig(format!(
-                        "compression.type={value:?} is not supported: sluice stores batches as the producer compressed them (compression.type=producer)"
-                    )));
-                }
-                self.compression_type = "producer".to_string();
+                self.compression_type = TopicCompression::parse(value).ok_or_else(|| {
+                    StorageError::InvalidConfig(format!(
+                        "compression.type={value:?}: expected producer, uncompressed, gzip, snappy, lz4 or zstd"
+                    ))
+                })?
             }
             "min.insync.replicas" => {
                 self.min_insync_replicas = at_least(key, parse_num(key, value)?, 1)?
@@ -318,7 +353,7 @@ impl LogConfig {
             "segment.index.bytes" => self.segment_index_bytes.to_string(),
             "segment.ms" => self.segment_ms.to_string(),
             "max.compaction.lag.ms" => self.max_compaction_lag_ms.to_string(),
-            "compression.type" => self.compression_type.clone(),
+            "compression.type" => self.compression_type.render().to_string(),
             "min.insync.replicas" => self.min_insync_replicas.to_string(),
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "preallocate" => self.preallocate.to_string(),

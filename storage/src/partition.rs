@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::batch::{self, batch_size_at, TimestampType, ValidatedBatch, BATCH_HEADER_LEN};
 use crate::checkpoint;
-use crate::config::LogConfig;
+use crate::config::{LogConfig, TopicCompression};
 use crate::error::{Result, StorageError};
 use crate::producer_state::{ProducerStateTable, SequenceCheck};
 use crate::recovery_point::RecoveryPoint;
@@ -303,6 +303,16 @@ impl PartitionLog {
         }
         let config = self.config();
         let validated = split_and_validate(records, &config, now_ms)?;
+        let recompressed;
+        let (records, validated) = match recompress_for_topic(records, &validated, &config)? {
+            Some(rebuilt) => {
+                recompressed = rebuilt;
+                // Checked again: the new sizes must still fit max.message.bytes.
+                let validated = split_and_validate(&recompressed, &config, now_ms)?;
+                (&recompressed[..], validated)
+            }
+            None => (records, validated),
+        };
         let log_append = config.message_timestamp_type == TimestampType::LogAppendTime;
 
         let mut writer = self.writer.lock();
@@ -731,6 +741,20 @@ impl Drop for PartitionLog {
     fn drop(&mut self) {
         self.join_segment_syncs();
     }
+}
+
+/// `records` recompressed with the topic's `compression.type` codec, or `None` when the
+/// topic stores batches as sent or they already use it.
+fn recompress_for_topic(
+    records: &[u8],
+    validated: &[ValidatedBatch],
+    config: &LogConfig,
+) -> Result<Option<Vec<u8>>> {
+    let TopicCompression::Codec(target) = config.compression_type else {
+        return Ok(None);
+    };
+    let limit = config.validation_limits().max_decompressed_bytes;
+    crate::recompress::to_codec(records, validated, target, limit)
 }
 
 fn split_and_validate(

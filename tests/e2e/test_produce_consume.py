@@ -1,5 +1,6 @@
 """Produce and fetch with each real client: keyed records over several partitions, the
-max.message.bytes limit, and LogAppendTime topics."""
+max.message.bytes limit, LogAppendTime topics, and topics whose compression.type makes the
+broker recompress what producers send."""
 
 import threading
 import time
@@ -187,3 +188,54 @@ def test_concurrent_producers_share_one_partition(broker, topic):
     assert sorted(by_offset) == list(range(len(by_offset)))
     records = consume(CLIENTS[1], broker.bootstrap, topic, {0: 0}, len(by_offset))
     assert {r.offset: r.value for r in records} == by_offset
+
+
+def test_topic_compression_type_recompresses_what_producers_send(broker, topic):
+    """compression.type=zstd on a topic: confluent-kafka sends lz4 batches and kafka-python
+    gzip ones; every batch on disk is zstd, and both clients read every record back with its
+    offset, key, value, headers and timestamp. Set to uncompressed through
+    IncrementalAlterConfigs, later batches are stored uncompressed (earlier ones stay zstd)
+    and DescribeConfigs reports it; a codec Kafka does not know is INVALID_CONFIG."""
+    from clients import BY_NAME
+    from logfiles import CODEC_IDS
+    confluent, kpy = BY_NAME["confluent"], BY_NAME["kafka-python"]
+    with confluent.admin(broker.bootstrap) as a:
+        a.create_topic(topic, 1, {"compression.type": "zstd"})
+    base = now_ms() - 60_000
+
+    def round_of(tag: str, n: int, ts: int) -> list[Msg]:
+        return [Msg(f"{tag}-{i}".encode(), (f"{tag} value {i} ".encode() * 30),
+                    (("from", tag.encode()),), ts + i, 0) for i in range(n)]
+
+    sent = round_of("confluent", 40, base)
+    delivered = produce_ok(confluent, broker.bootstrap, topic, sent, compression="lz4")
+    more = round_of("kafka-python", 40, base + 100)
+    delivered += produce_ok(kpy, broker.bootstrap, topic, more, compression="gzip")
+    sent += more
+    assert [d.offset for d in delivered] == list(range(80))
+    on_disk = batches(broker.data_dir / f"{topic}-0")
+    assert on_disk and {b.codec for b in on_disk} == {CODEC_IDS["zstd"]}, on_disk
+
+    want = [Rec(0, d.offset, m.key, m.value, m.headers, m.timestamp, CREATE_TIME)
+            for m, d in zip(sent, delivered)]
+    for reader in (confluent, kpy):
+        assert consume(reader, broker.bootstrap, topic, {0: 0}, len(want)) == want, reader.name
+
+    with kpy.admin(broker.bootstrap) as a:
+        a.incremental_alter_configs(topic, {"compression.type": ("SET", "uncompressed")})
+        assert a.topic_configs(topic)["compression.type"].value == "uncompressed"
+        assert a.topic_configs(topic)["compression.type"].source == "DYNAMIC_TOPIC_CONFIG"
+    last = round_of("after", 5, base + 200)
+    delivered += produce_ok(confluent, broker.bootstrap, topic, last, compression="zstd")
+    sent += last
+    codecs = [b.codec for b in batches(broker.data_dir / f"{topic}-0")]
+    assert codecs[:len(on_disk)] == [CODEC_IDS["zstd"]] * len(on_disk)
+    assert codecs[len(on_disk):] and set(codecs[len(on_disk):]) == {CODEC_IDS["none"]}, codecs
+    want = [Rec(0, d.offset, m.key, m.value, m.headers, m.timestamp, CREATE_TIME)
+            for m, d in zip(sent, delivered)]
+    assert consume(kpy, broker.bootstrap, topic, {0: 0}, len(want)) == want
+
+    with confluent.admin(broker.bootstrap) as a:
+        with pytest.raises(KafkaFailure) as refused:
+            a.create_topic(topic + ".brotli", 1, {"compression.type": "brotli"})
+    assert refused.value.name == "INVALID_CONFIG" and "brotli" in str(refused.value)

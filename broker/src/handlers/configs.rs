@@ -82,7 +82,7 @@ const TOPIC_KEYS: &[KeySpec] = &[
     KeySpec { name: "segment.bytes", config_type: config_type::INT, doc: "Roll to a new segment file when the active one would grow past this size." },
     KeySpec { name: "segment.index.bytes", config_type: config_type::INT, doc: "Roll to a new segment when its offset index reaches this size." },
     KeySpec { name: "segment.ms", config_type: config_type::LONG, doc: "Roll to a new segment when the active one is older than this." },
-    KeySpec { name: "compression.type", config_type: config_type::STRING, doc: "Only producer: batches are stored as the producer compressed them." },
+    KeySpec { name: "compression.type", config_type: config_type::STRING, doc: "producer stores batches as the producer compressed them; uncompressed, gzip, snappy, lz4 or zstd recompresses batches in another codec on append." },
     KeySpec { name: "max.compaction.lag.ms", config_type: config_type::LONG, doc: "Compact a record no later than this after it was written, whatever the dirty ratio." },
     KeySpec { name: "message.downconversion.enable", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; no served fetch version needs down-conversion." },
     KeySpec { name: "min.insync.replicas", config_type: config_type::INT, doc: "Accepted for compatibility; sluice keeps one copy, so acks=all means the local write." },

@@ -8,7 +8,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use sluice_storage::batch::BATCH_HEADER_LEN;
 use sluice_storage::transactions::TRANSACTIONAL_FLAG;
-use sluice_storage::{now_ms, AppendInfo, PartitionLog, StorageError};
+use sluice_storage::{now_ms, AppendInfo, PartitionLog, StorageError, TopicCompression};
 use uuid::Uuid;
 
 use super::{kstr, UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION};
@@ -41,12 +41,15 @@ struct AppendJob {
 
 /// Whether a produce request's appends can run inline: little data, no transactional batch
 /// (those wait on the transaction's lock) and only partitions that leave flushing to the OS
-/// (no fsync on the request's path).
+/// (no fsync on the request's path) and store batches as sent (no recompression).
 fn appends_inline(jobs: &[AppendJob]) -> bool {
     jobs.iter().map(|j| j.records.len()).sum::<usize>() <= INLINE_APPEND_BYTES
         && jobs.iter().all(|j| {
             let config = j.log.config();
-            j.producer.is_none() && config.flush_messages == i64::MAX && config.flush_ms == i64::MAX
+            j.producer.is_none()
+                && config.flush_messages == i64::MAX
+                && config.flush_ms == i64::MAX
+                && config.compression_type == TopicCompression::Producer
         })
 }
 

@@ -161,6 +161,10 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("segment.bytes", "log.segment.bytes"),
     ("segment.index.bytes", "log.index.size.max.bytes"),
     ("segment.ms", "log.roll.ms"),
+    ("segment.jitter.ms", "log.roll.jitter.ms"),
+    ("file.delete.delay.ms", "log.segment.delete.delay.ms"),
+    ("local.retention.ms", "log.local.retention.ms"),
+    ("local.retention.bytes", "log.local.retention.bytes"),
     ("compression.type", "compression.type"),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
     (
@@ -173,6 +177,13 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
         "unclean.leader.election.enable",
         "unclean.leader.election.enable",
     ),
+];
+
+/// Topic configs with no broker-wide default in Kafka either: they are set per topic only.
+pub const TOPIC_ONLY_CONFIGS: &[&str] = &[
+    "follower.replication.throttled.replicas",
+    "leader.replication.throttled.replicas",
+    "remote.storage.enable",
 ];
 
 /// The broker config that sets the default of topic config `topic_key`.
@@ -455,13 +466,17 @@ mod tests {
     }
 
     #[test]
-    fn every_topic_config_has_a_broker_synonym() {
+    fn every_topic_config_has_a_broker_synonym_unless_kafka_has_none() {
         for key in sluice_storage::config::LOG_CONFIG_KEYS {
+            if TOPIC_ONLY_CONFIGS.contains(key) {
+                assert_eq!(broker_key_for(key), None, "{key}");
+                continue;
+            }
             let broker_key = broker_key_for(key).unwrap_or_else(|| panic!("no synonym for {key}"));
             assert_eq!(topic_key_for(broker_key), Some(*key));
         }
         assert_eq!(
-            TOPIC_CONFIG_SYNONYMS.len(),
+            TOPIC_CONFIG_SYNONYMS.len() + TOPIC_ONLY_CONFIGS.len(),
             sluice_storage::config::LOG_CONFIG_KEYS.len()
         );
     }

@@ -131,6 +131,21 @@ pub struct LogConfig {
     /// `message.downconversion.enable`: recorded and reported; sluice serves no fetch
     /// version old enough to need down-conversion.
     pub message_downconversion_enable: bool,
+    /// `segment.jitter.ms`: the most a segment's time-based roll is brought forward, a
+    /// random amount per segment, so partitions created together do not all roll at once.
+    pub segment_jitter_ms: i64,
+    /// `file.delete.delay.ms`: recorded and reported; deleted segment files are unlinked at
+    /// once, since readers holding one keep reading it (Kafka waits for them instead).
+    pub file_delete_delay_ms: i64,
+    /// `local.retention.ms`: recorded and reported; it bounds the local part of a tiered
+    /// topic, and sluice has no remote tier (-2: same as `retention.ms`).
+    pub local_retention_ms: i64,
+    /// `local.retention.bytes`: as `local.retention.ms`, for `retention.bytes`.
+    pub local_retention_bytes: i64,
+    /// `leader.replication.throttled.replicas`: recorded and reported; one replica.
+    pub leader_replication_throttled_replicas: String,
+    /// `follower.replication.throttled.replicas`: recorded and reported; one replica.
+    pub follower_replication_throttled_replicas: String,
 }
 
 impl Default for LogConfig {
@@ -162,6 +177,12 @@ impl Default for LogConfig {
             unclean_leader_election_enable: false,
             preallocate: false,
             message_downconversion_enable: true,
+            segment_jitter_ms: 0,
+            file_delete_delay_ms: 60_000,
+            local_retention_ms: -2,
+            local_retention_bytes: -2,
+            leader_replication_throttled_replicas: String::new(),
+            follower_replication_throttled_replicas: String::new(),
         }
     }
 }
@@ -171,9 +192,14 @@ pub const LOG_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
     "compression.type",
     "delete.retention.ms",
+    "file.delete.delay.ms",
     "flush.messages",
     "flush.ms",
+    "follower.replication.throttled.replicas",
     "index.interval.bytes",
+    "leader.replication.throttled.replicas",
+    "local.retention.bytes",
+    "local.retention.ms",
     "max.compaction.lag.ms",
     "max.message.bytes",
     "message.timestamp.after.max.ms",
@@ -184,10 +210,12 @@ pub const LOG_CONFIG_KEYS: &[&str] = &[
     "min.compaction.lag.ms",
     "min.insync.replicas",
     "preallocate",
+    "remote.storage.enable",
     "retention.bytes",
     "retention.ms",
     "segment.bytes",
     "segment.index.bytes",
+    "segment.jitter.ms",
     "segment.ms",
     "unclean.leader.election.enable",
 ];
@@ -207,6 +235,23 @@ fn parse_bool(key: &str, value: &str) -> Result<bool> {
             "{key}={value:?}: expected true or false"
         ))),
     }
+}
+
+/// A throttled-replicas list as Kafka accepts it: empty, `*`, or `partition:broker` pairs
+/// separated by commas (kept with the spaces removed).
+fn throttled_replicas(key: &str, value: &str) -> Result<String> {
+    let value: String = value.chars().filter(|c| !c.is_whitespace()).collect();
+    let pair = |p: &str| {
+        p.split_once(':').is_some_and(|(partition, broker)| {
+            partition.parse::<u32>().is_ok() && broker.parse::<u32>().is_ok()
+        })
+    };
+    if value.is_empty() || value == "*" || value.split(',').all(pair) {
+        return Ok(value);
+    }
+    Err(StorageError::InvalidConfig(format!(
+        "{key}={value:?}: expected *, or partition:broker pairs separated by commas"
+    )))
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, min: T) -> Result<T> {
@@ -307,6 +352,33 @@ impl LogConfig {
             "message.downconversion.enable" => {
                 self.message_downconversion_enable = parse_bool(key, value)?
             }
+            "segment.jitter.ms" => {
+                self.segment_jitter_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "file.delete.delay.ms" => {
+                self.file_delete_delay_ms = at_least(key, parse_num(key, value)?, 0)?
+            }
+            "local.retention.ms" => {
+                self.local_retention_ms = at_least(key, parse_num(key, value)?, -2)?
+            }
+            "local.retention.bytes" => {
+                self.local_retention_bytes = at_least(key, parse_num(key, value)?, -2)?
+            }
+            "remote.storage.enable" => {
+                if parse_bool(key, value)? {
+                    return Err(StorageError::InvalidConfig(
+                        "remote.storage.enable=true: sluice has no remote (tiered) storage; \
+                         every segment stays on the local disk"
+                            .to_string(),
+                    ));
+                }
+            }
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas = throttled_replicas(key, value)?
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas = throttled_replicas(key, value)?
+            }
             other => {
                 return Err(StorageError::InvalidConfig(format!(
                     "unknown topic config {other:?}"
@@ -358,6 +430,17 @@ impl LogConfig {
             "unclean.leader.election.enable" => self.unclean_leader_election_enable.to_string(),
             "preallocate" => self.preallocate.to_string(),
             "message.downconversion.enable" => self.message_downconversion_enable.to_string(),
+            "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
+            "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
+            "local.retention.ms" => self.local_retention_ms.to_string(),
+            "local.retention.bytes" => self.local_retention_bytes.to_string(),
+            "remote.storage.enable" => "false".to_string(),
+            "leader.replication.throttled.replicas" => {
+                self.leader_replication_throttled_replicas.clone()
+            }
+            "follower.replication.throttled.replicas" => {
+                self.follower_replication_throttled_replicas.clone()
+            }
             _ => return None,
         })
     }

@@ -149,7 +149,18 @@ impl fmt::Debug for PartitionLog {
 pub(crate) fn settings_of(config: &LogConfig) -> SegmentSettings {
     SegmentSettings {
         index_interval_bytes: config.index_interval_bytes,
+        roll_jitter_ms: random_roll_jitter(config),
     }
+}
+
+/// A segment's `segment.jitter.ms` draw, below both the jitter and `segment.ms` (as Kafka
+/// draws it), so a segment never rolls on time before it is a millisecond old.
+fn random_roll_jitter(config: &LogConfig) -> i64 {
+    let bound = config.segment_jitter_ms.min(config.segment_ms);
+    if bound <= 0 {
+        return 0;
+    }
+    rand::random_range(0..bound)
 }
 
 impl PartitionLog {
@@ -456,7 +467,7 @@ impl PartitionLog {
             return false;
         }
         size + incoming > config.segment_bytes
-            || active.age_ms(now_ms) >= config.segment_ms
+            || active.age_ms(now_ms) >= (config.segment_ms - active.roll_jitter_ms()).max(1)
             || active.index_entries() >= config.max_index_entries()
             || last_offset - active.base_offset() >= i64::from(u32::MAX) - 1
     }

@@ -49,6 +49,9 @@ pub struct BatchPlacement {
 pub struct SegmentSettings {
     /// `index.interval.bytes`.
     pub index_interval_bytes: u64,
+    /// How much before `segment.ms` this segment rolls: drawn at random below
+    /// `segment.jitter.ms` when the segment is created or opened.
+    pub roll_jitter_ms: i64,
 }
 
 /// One `.log` file and its indexes.
@@ -452,6 +455,11 @@ impl Segment {
     /// Largest timestamp of any record in the segment, -1 if none.
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp.load(Ordering::Acquire)
+    }
+
+    /// How much before `segment.ms` this segment rolls (`segment.jitter.ms`).
+    pub fn roll_jitter_ms(&self) -> i64 {
+        self.settings.roll_jitter_ms
     }
 
     /// Milliseconds the segment has been open for appends, as `segment.ms` counts them.

@@ -249,20 +249,38 @@ def test_broker_defaults_show_through_topic_configs(make_broker, client, topic):
 # DescribeConfigs must list them.
 KAFKA_COMPAT_TOPIC_CONFIGS = {
     "compression.type": "producer",
+    "file.delete.delay.ms": "60000",
+    "follower.replication.throttled.replicas": "",
+    "leader.replication.throttled.replicas": "",
+    "local.retention.bytes": "-2",
+    "local.retention.ms": "-2",
     "max.compaction.lag.ms": "9223372036854775807",
     "min.insync.replicas": "1",
     "preallocate": "false",
+    "remote.storage.enable": "false",
+    "segment.jitter.ms": "0",
     "unclean.leader.election.enable": "false",
 }
 
 
-def test_standard_kafka_topic_configs_are_accepted_and_described(broker, topic):
-    client = BY_NAME["confluent"]
+@pytest.mark.parametrize("client_name", ["confluent", "kafka-python"])
+def test_standard_kafka_topic_configs_are_accepted_and_described(broker, topic, client_name):
+    """What IaC modules and tools set on MSK topics is accepted and described back, with the
+    defaults Kafka reports for the rest; remote (tiered) storage is refused by name."""
+    client = BY_NAME[client_name]
     explicit = {"min.insync.replicas": "2", "compression.type": "producer",
-                "unclean.leader.election.enable": "false"}
+                "unclean.leader.election.enable": "false", "segment.jitter.ms": "60000",
+                "file.delete.delay.ms": "1000", "local.retention.ms": "-2",
+                "remote.storage.enable": "false",
+                "leader.replication.throttled.replicas": "0:1,1:1"}
     with client.admin(broker.bootstrap) as a:
         a.create_topic(topic, 1, explicit)
         got = a.topic_configs(topic)
+        refused = expect_failure(INVALID_CONFIG, a.create_topic, topic + ".tiered", 1,
+                                 {"remote.storage.enable": "true"})
+        assert topic + ".tiered" not in a.topics()
+    if client_name == "confluent":  # kafka-python does not pass the broker's message on
+        assert "tiered" in str(refused), refused
     want = {k: ConfigValue(v, DEFAULT, False) for k, v in KAFKA_COMPAT_TOPIC_CONFIGS.items()}
     want.update({k: ConfigValue(v, TOPIC, False) for k, v in explicit.items()})
     assert {k: got.get(k) for k in want} == want

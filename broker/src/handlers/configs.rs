@@ -88,6 +88,13 @@ const TOPIC_KEYS: &[KeySpec] = &[
     KeySpec { name: "min.insync.replicas", config_type: config_type::INT, doc: "Accepted for compatibility; sluice keeps one copy, so acks=all means the local write." },
     KeySpec { name: "preallocate", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; segment files grow as they are written." },
     KeySpec { name: "unclean.leader.election.enable", config_type: config_type::BOOLEAN, doc: "Accepted for compatibility; there is one replica." },
+    KeySpec { name: "segment.jitter.ms", config_type: config_type::LONG, doc: "Each segment rolls on time up to this much (a random amount) before segment.ms, so partitions do not all roll at once." },
+    KeySpec { name: "file.delete.delay.ms", config_type: config_type::LONG, doc: "Accepted for compatibility; deleted segment files are unlinked at once and readers holding one keep reading it." },
+    KeySpec { name: "local.retention.ms", config_type: config_type::LONG, doc: "Accepted for compatibility; tiered storage's local retention, and sluice has no remote tier." },
+    KeySpec { name: "local.retention.bytes", config_type: config_type::LONG, doc: "Accepted for compatibility; tiered storage's local retention, and sluice has no remote tier." },
+    KeySpec { name: "remote.storage.enable", config_type: config_type::BOOLEAN, doc: "Only false: sluice has no remote (tiered) storage." },
+    KeySpec { name: "leader.replication.throttled.replicas", config_type: config_type::LIST, doc: "Accepted for compatibility; there is one replica, so nothing to throttle." },
+    KeySpec { name: "follower.replication.throttled.replicas", config_type: config_type::LIST, doc: "Accepted for compatibility; there is one replica, so nothing to throttle." },
 ];
 
 /// Type and documentation of a topic key; a key without a spec is reported as a string.

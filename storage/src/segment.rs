@@ -397,26 +397,21 @@ impl Segment {
     }
 
     /// Writes batches whose offsets the partition has already assigned (given as byte slices
-    /// written back to back with one `pwritev`, so rewritten headers and untouched record
-    /// bytes need not be joined in memory), indexes them, and only then makes them visible to readers. On an I/O error
-    /// (a full disk) the file is cut back so nothing partial remains, and the error returned.
+    /// written back to back, so rewritten headers and untouched record bytes need not be
+    /// joined in memory: copied into the mapped window when small, see
+    /// [`crate::write_ahead`], else with one `pwritev`), indexes them, and only then makes
+    /// them visible to readers. On an I/O error (a full disk) the file is cut back so nothing
+    /// partial remains, and the error returned.
     pub fn append(&self, parts: &[&[u8]], placements: &[BatchPlacement]) -> Result<()> {
         let (_, size) = self.end_state();
         let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
-        let zeros = self.write_ahead.zeros_after(size, len);
-        let mut written = write_all_vectored_at(&self.file, parts, zeros, size);
-        if written.is_err() && !zeros.is_empty() {
-            // Maybe only the zeros did not fit (a nearly full disk): never fail an append
-            // for them. Retry without, and stop writing ahead in this segment.
-            self.write_ahead.turn_off();
-            let _ = self.write_ahead.truncate(&self.file, size);
-            written = write_all_vectored_at(&self.file, parts, &[], size);
+        if !self.write_ahead.copy_small(&self.file, parts, size, len) {
+            if let Err(e) = write_all_vectored_at(&self.file, parts, size) {
+                let _ = self.write_ahead.truncate(&self.file, size);
+                return Err(StorageError::io(&self.log_path, e));
+            }
+            self.write_ahead.wrote_to(size + len);
         }
-        if let Err(e) = written {
-            let _ = self.write_ahead.truncate(&self.file, size);
-            return Err(StorageError::io(&self.log_path, e));
-        }
-        self.write_ahead.wrote_to(size + len + zeros.len() as u64);
         let mut position = size;
         for placement in placements {
             self.index_batch(placement, position);
@@ -733,17 +728,11 @@ impl Drop for Segment {
     }
 }
 
-/// `pwritev` of all `parts` and then `tail` at `position`, continuing after partial writes.
-fn write_all_vectored_at(
-    file: &File,
-    parts: &[&[u8]],
-    tail: &[u8],
-    position: u64,
-) -> std::io::Result<()> {
+/// `pwritev` of all `parts` at `position`, continuing after partial writes.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], position: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let mut iovecs: Vec<libc::iovec> = parts
         .iter()
-        .chain(std::iter::once(&tail))
         .filter(|p| !p.is_empty())
         .map(|p| libc::iovec {
             iov_base: p.as_ptr() as *mut libc::c_void,
@@ -754,7 +743,7 @@ fn write_all_vectored_at(
     let mut position = position;
     while first < iovecs.len() {
         let count = (iovecs.len() - first).min(1024) as libc::c_int;
-        // SAFETY: the iovecs point into `parts` and `tail`, which outlive the call; the fd is open.
+        // SAFETY: the iovecs point into `parts`, which outlives the call; the fd is open.
         let written = unsafe {
             libc::pwritev(
                 file.as_raw_fd(),

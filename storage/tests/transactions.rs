@@ -219,17 +219,21 @@ fn coordinator_writes_transactional_batches_without_sequences() {
     assert_eq!(committed_keys(&log), ["offset-commit", "offset-commit"]);
 }
 
-#[test]
-fn compaction_stops_at_the_lso_and_drops_aborted_records() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
+/// A compacted log with segments of a few batches.
+fn compacted_config() -> LogConfig {
+    LogConfig {
         cleanup_policy: CleanupPolicy {
             delete: false,
             compact: true,
         },
         ..small_config(200, 100)
-    };
-    let log = open_log(dir.path(), config, true);
+    }
+}
+
+#[test]
+fn compaction_stops_at_the_lso_and_drops_aborted_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open_log(dir.path(), compacted_config(), true);
     log.append(&plain(&["k"]), NOW).unwrap(); // 0: committed value of k
     log.append(&txn_batch(1, 0, 0, &["k"]), NOW).unwrap(); // 1: aborted below
     log.write_marker(&marker(1, 0, false), NOW).unwrap(); // 2
@@ -264,13 +268,7 @@ fn all_offsets(log: &PartitionLog) -> Vec<i64> {
 #[test]
 fn compaction_drops_a_marker_once_its_transaction_has_no_records_left() {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        cleanup_policy: CleanupPolicy {
-            delete: false,
-            compact: true,
-        },
-        ..small_config(200, 100)
-    };
+    let config = compacted_config();
     let log = open_log(dir.path(), config.clone(), true);
     log.append(&txn_batch(1, 0, 0, &["a", "b"]), NOW).unwrap(); // 0-1: superseded at 7-8
     log.write_marker(&marker(1, 0, true), NOW).unwrap(); // 2

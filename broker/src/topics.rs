@@ -152,7 +152,10 @@ impl TopicRegistry {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Snapshot::default(),
             Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
         };
-        let cluster_id = if snapshot.cluster_id.is_empty() {
+        // Written back only when new: a start on a full disk must not fail for a file
+        // that already says everything.
+        let first_start = snapshot.cluster_id.is_empty();
+        let cluster_id = if first_start {
             new_cluster_id()
         } else {
             snapshot.cluster_id
@@ -167,7 +170,9 @@ impl TopicRegistry {
                 deleting: snapshot.deleting,
             }),
         };
-        registry.persist(&registry.state.read())?;
+        if first_start {
+            registry.persist(&registry.state.read())?;
+        }
         Ok(registry)
     }
 

@@ -1,6 +1,7 @@
 //! Produce: validates and appends each partition's record batch, answering with the base
 //! offset (or the precise error) per partition; acks=0 gets no response at all.
 
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,7 +23,33 @@ const CORRUPT_MESSAGE: i16 = 2;
 type Refusal = (i16, String);
 
 fn refusal(e: StorageError) -> Refusal {
+    if matches!(e, StorageError::Io { .. }) {
+        log_storage_failure(&e);
+    }
     (e.kafka_error_code(), e.to_string())
+}
+
+/// When a storage failure was last logged (ms since the epoch), and how many went unlogged
+/// since: producers retry a refused append every few hundred milliseconds, so a full disk
+/// is logged once a second, not once per retry.
+static STORAGE_FAILURE_LOGGED_MS: AtomicI64 = AtomicI64::new(0);
+static STORAGE_FAILURES_UNLOGGED: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a failed write (a full disk, an I/O error): the producer gets KAFKA_STORAGE_ERROR,
+/// and the operator must see it too.
+fn log_storage_failure(e: &StorageError) {
+    let now = now_ms();
+    let last = STORAGE_FAILURE_LOGGED_MS.load(Ordering::Relaxed);
+    if now - last < 1000
+        || STORAGE_FAILURE_LOGGED_MS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        STORAGE_FAILURES_UNLOGGED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let unlogged = STORAGE_FAILURES_UNLOGGED.swap(0, Ordering::Relaxed);
+    tracing::error!(error = %e, more_since_last_logged = unlogged, "append refused: the log could not be written");
 }
 
 /// Requests whose appends run on the connection's task instead of the blocking pool: at most

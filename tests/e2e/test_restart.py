@@ -2,7 +2,8 @@
 every acknowledged record is there exactly once, in order, at the offset it was acked with,
 and the recovered indexes still answer lookups by offset and by timestamp; the zeros the
 broker writes past the data of small appends are on disk after the kill and cut by the
-restart."""
+restart; a data dir damaged after a crash (torn tail, lost or bad indexes, stray files) is
+repaired on start."""
 
 import threading
 import time
@@ -120,3 +121,77 @@ def test_zeros_written_ahead_of_small_batches_are_cut_after_kill9(make_broker, t
         (rec,) = c.read(1)
     assert (rec.offset, rec.key, rec.value, rec.timestamp) == (
         len(sent), b"k-more", b"after the restart", BASE_TS + 1000)
+
+
+def test_a_damaged_data_dir_is_repaired_on_start(make_broker, topic):
+    """What an operator may find after a crash, all in one partition: a torn and garbled
+    last batch, a segment whose indexes are gone, an index pointing past its segment's end,
+    and files that are not segments. The restart logs each repair and starts; every record
+    before the torn batch reads back (kafka-python and confluent-kafka) with key, value,
+    headers and timestamp, lookups by timestamp land on the right offsets, and appends go on
+    at the offset after the last whole batch."""
+    import os
+    import struct
+
+    confluent, kafka_python = BY_NAME["confluent"], BY_NAME["kafka-python"]
+    b = make_broker()
+    with confluent.admin(b.bootstrap) as admin:
+        admin.create_topic(topic, 1, {"segment.bytes": "4096", "index.interval.bytes": "256"})
+    sent = [Msg(b"k%d" % i, b"value %05d " % i + b"." * 80, headers=(("n", b"%d" % i),),
+                timestamp=BASE_TS + 10 * i, partition=0) for i in range(300)]
+    with confluent.producer(b.bootstrap, acks=-1, linger_ms=0) as p:
+        for i in range(0, len(sent), 10):
+            assert all(isinstance(r, Delivered) for r in p.send(topic, sent[i:i + 10]))
+    b.kill9()
+
+    part = b.data_dir / f"{topic}-0"
+    logs = sorted(part.glob("*.log"))
+    assert len(logs) >= 5, "expected several segments"
+    last_batch = logfiles.batches(part)[-1]
+    kept = last_batch.base_offset  # records from here on are in the torn batch
+    # A torn, garbled tail: the last batch cut short, then garbage after it.
+    tail = logs[-1].read_bytes()[:logfiles.data_bytes(part) - sum(
+        len(x.read_bytes()) for x in logs[:-1])]
+    logs[-1].write_bytes(tail[:-7] + os.urandom(50))
+    # A segment without indexes, and one whose index points far past its end.
+    logs[1].with_suffix(".index").unlink()
+    logs[1].with_suffix(".timeindex").unlink()
+    logs[2].with_suffix(".index").write_bytes(struct.pack(">II", 1, 10**9) * 4)
+    # Files that are not segments.
+    (part / "notes.txt").write_text("moved the old data elsewhere\n")
+    (part / "123.log").write_bytes(os.urandom(64))
+
+    b2 = make_broker(data_dir=b.data_dir, port=b.port)
+    log = b2.log()
+    assert "truncating torn or corrupt segment tail" in log, log[-3000:]
+    assert "ignoring unexpected file in partition directory" in log
+    assert log.count("segment index missing or invalid; rebuilding it") >= 2, log[-3000:]
+    assert (part / "notes.txt").exists(), "an operator's file is left alone"
+
+    want = [(i, m.key, m.value, m.headers, m.timestamp) for i, m in enumerate(sent[:kept])]
+    with kafka_python.consumer(b2.bootstrap) as c:
+        c.assign(topic, {0: 0})
+        got = c.read(kept)
+    assert [(r.offset, r.key, r.value, r.headers, r.timestamp) for r in got] == want
+    with confluent.consumer(b2.bootstrap) as c:
+        assert c.watermarks(topic, 0) == (0, kept)
+        # Lookups by timestamp in the segment that lost its time index, the one with the
+        # bad offset index, and the last one.
+        first_of = [logfiles.batches(part)[0].base_offset]
+        for segment in (logs[1], logs[2]):
+            first_of.append(int(segment.stem))
+        for offset in first_of + [kept - 1]:
+            assert c.offsets_for_times(topic, {0: BASE_TS + 10 * offset}) == {0: offset}
+        c.assign(topic, {0: int(logs[2].stem) + 1})
+        (rec,) = c.read(1)
+        assert (rec.offset, rec.value) == (int(logs[2].stem) + 1, sent[rec.offset].value)
+
+    more = Msg(b"k-more", b"after the repair", timestamp=BASE_TS + 10_000, partition=0)
+    with kafka_python.producer(b2.bootstrap, acks=-1) as p:
+        (r,) = p.send(topic, [more])
+    assert isinstance(r, Delivered) and r.offset == kept, r
+    with confluent.consumer(b2.bootstrap) as c:
+        c.assign(topic, {0: kept - 1})
+        got = c.read(2)
+    assert [(g.offset, g.value) for g in got] == [(kept - 1, sent[kept - 1].value),
+                                                  (kept, b"after the repair")]

@@ -166,6 +166,9 @@ pub const TOPIC_CONFIG_SYNONYMS: &[(&str, &str)] = &[
     ("local.retention.ms", "log.local.retention.ms"),
     ("local.retention.bytes", "log.local.retention.bytes"),
     ("compression.type", "compression.type"),
+    ("compression.gzip.level", "compression.gzip.level"),
+    ("compression.lz4.level", "compression.lz4.level"),
+    ("compression.zstd.level", "compression.zstd.level"),
     ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms"),
     (
         "message.downconversion.enable",

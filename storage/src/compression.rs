@@ -20,25 +20,44 @@ pub enum Compression {
     Zstd,
 }
 
-/// zstd level used when the broker compresses (Kafka's default, `compression.zstd.level=3`).
-const ZSTD_LEVEL: i32 = 3;
+/// The levels the broker compresses at, per codec: a topic's `compression.gzip.level`,
+/// `compression.lz4.level` and `compression.zstd.level` (KIP-390), with Kafka's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionLevels {
+    /// 1-9, or -1 for zlib's default (6).
+    pub gzip: i32,
+    /// 1-17; recorded only: the LZ4 encoder used here has one level (LZ4's fast mode).
+    pub lz4: i32,
+    /// -131072 to 22.
+    pub zstd: i32,
+}
+
+impl Default for CompressionLevels {
+    fn default() -> Self {
+        CompressionLevels {
+            gzip: -1,
+            lz4: 9,
+            zstd: 3,
+        }
+    }
+}
 
 thread_local! {
-    /// A zstd context per thread: creating one per batch costs more than compressing a
-    /// 16 KiB batch.
-    static ZSTD_COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+    /// A zstd context per thread, with its level: creating one per batch costs more than
+    /// compressing a 16 KiB batch.
+    static ZSTD_COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
         const { std::cell::RefCell::new(None) };
 }
 
-fn compress_zstd(data: &[u8]) -> Vec<u8> {
+fn compress_zstd(data: &[u8], level: i32) -> Vec<u8> {
     ZSTD_COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
-        if slot.is_none() {
-            *slot = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = zstd::bulk::Compressor::new(level).ok().map(|c| (level, c));
         }
         match slot.as_mut() {
-            Some(compressor) => compressor.compress(data).unwrap_or_default(),
-            None => zstd::bulk::compress(data, ZSTD_LEVEL).unwrap_or_default(),
+            Some((_, compressor)) => compressor.compress(data).unwrap_or_default(),
+            None => zstd::bulk::compress(data, level).unwrap_or_default(),
         }
     })
 }
@@ -89,13 +108,22 @@ impl Compression {
         }
     }
 
-    /// Compresses `data` with this codec (Snappy in the xerial framing, as Java writes it).
+    /// Compresses `data` with this codec at the default levels (Snappy in the xerial
+    /// framing, as Java writes it).
     pub fn compress(self, data: &[u8]) -> Vec<u8> {
+        self.compress_with(data, &CompressionLevels::default())
+    }
+
+    /// Compresses `data` with this codec at `levels` (a topic's `compression.*.level`).
+    pub fn compress_with(self, data: &[u8], levels: &CompressionLevels) -> Vec<u8> {
         match self {
             Compression::None => data.to_vec(),
             Compression::Gzip => {
-                let mut enc =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                let level = match u32::try_from(levels.gzip) {
+                    Ok(level) => flate2::Compression::new(level),
+                    Err(_) => flate2::Compression::default(),
+                };
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), level);
                 // Writing into a Vec cannot fail.
                 let _ = enc.write_all(data);
                 enc.finish().unwrap_or_default()
@@ -105,7 +133,7 @@ impl Compression {
                 let _ = enc.write_all(data);
                 enc.finish().unwrap_or_default()
             }
-            Compression::Zstd => compress_zstd(data),
+            Compression::Zstd => compress_zstd(data, levels.zstd),
             Compression::Snappy => {
                 let mut out = Vec::with_capacity(data.len() / 2 + 32);
                 out.extend_from_slice(XERIAL_MAGIC);

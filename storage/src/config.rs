@@ -5,7 +5,7 @@
 //! value, so admin clients can show defaults as Kafka does.
 
 use crate::batch::{TimestampType, ValidationLimits};
-use crate::compression::Compression;
+use crate::compression::{Compression, CompressionLevels};
 use crate::error::{Result, StorageError};
 
 /// `compression.type` of a topic: how the broker stores the batches producers send.
@@ -121,6 +121,9 @@ pub struct LogConfig {
     /// `compression.type`: `producer` (stored as sent) or a codec batches are
     /// recompressed with.
     pub compression_type: TopicCompression,
+    /// `compression.gzip.level`, `compression.lz4.level`, `compression.zstd.level`: the
+    /// levels batches are recompressed at.
+    pub compression_levels: CompressionLevels,
     /// `min.insync.replicas`: recorded and reported; sluice keeps one copy, so acks=all is
     /// satisfied by the local write.
     pub min_insync_replicas: i32,
@@ -173,6 +176,7 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             max_compaction_lag_ms: i64::MAX,
             compression_type: TopicCompression::Producer,
+            compression_levels: CompressionLevels::default(),
             min_insync_replicas: 1,
             unclean_leader_election_enable: false,
             preallocate: false,
@@ -190,7 +194,10 @@ impl Default for LogConfig {
 /// Every key [`LogConfig`] understands, in the order `describe` lists them.
 pub const LOG_CONFIG_KEYS: &[&str] = &[
     "cleanup.policy",
+    "compression.gzip.level",
+    "compression.lz4.level",
     "compression.type",
+    "compression.zstd.level",
     "delete.retention.ms",
     "file.delete.delay.ms",
     "flush.messages",
@@ -252,6 +259,15 @@ fn throttled_replicas(key: &str, value: &str) -> Result<String> {
     Err(StorageError::InvalidConfig(format!(
         "{key}={value:?}: expected *, or partition:broker pairs separated by commas"
     )))
+}
+
+fn in_range(key: &str, v: i32, min: i32, max: i32) -> Result<i32> {
+    if !(min..=max).contains(&v) {
+        return Err(StorageError::InvalidConfig(format!(
+            "{key}={v} is outside {min} to {max}"
+        )));
+    }
+    Ok(v)
 }
 
 fn at_least<T: PartialOrd + std::fmt::Display + Copy>(key: &str, v: T, min: T) -> Result<T> {
@@ -355,6 +371,21 @@ impl LogConfig {
             "segment.jitter.ms" => {
                 self.segment_jitter_ms = at_least(key, parse_num(key, value)?, 0)?
             }
+            "compression.gzip.level" => {
+                let level: i32 = parse_num(key, value)?;
+                if level != -1 && !(1..=9).contains(&level) {
+                    return Err(StorageError::InvalidConfig(format!(
+                        "compression.gzip.level={level}: expected 1 to 9, or -1 for the default"
+                    )));
+                }
+                self.compression_levels.gzip = level;
+            }
+            "compression.lz4.level" => {
+                self.compression_levels.lz4 = in_range(key, parse_num(key, value)?, 1, 17)?
+            }
+            "compression.zstd.level" => {
+                self.compression_levels.zstd = in_range(key, parse_num(key, value)?, -131_072, 22)?
+            }
             "file.delete.delay.ms" => {
                 self.file_delete_delay_ms = at_least(key, parse_num(key, value)?, 0)?
             }
@@ -431,6 +462,9 @@ impl LogConfig {
             "preallocate" => self.preallocate.to_string(),
             "message.downconversion.enable" => self.message_downconversion_enable.to_string(),
             "segment.jitter.ms" => self.segment_jitter_ms.to_string(),
+            "compression.gzip.level" => self.compression_levels.gzip.to_string(),
+            "compression.lz4.level" => self.compression_levels.lz4.to_string(),
+            "compression.zstd.level" => self.compression_levels.zstd.to_string(),
             "file.delete.delay.ms" => self.file_delete_delay_ms.to_string(),
             "local.retention.ms" => self.local_retention_ms.to_string(),
             "local.retention.bytes" => self.local_retention_bytes.to_string(),

@@ -37,7 +37,7 @@ pub mod write_ahead;
 pub use batch::{BatchHeader, TimestampType, ValidationLimits};
 pub use builder::BatchBuilder;
 pub use compaction::CompactionStats;
-pub use compression::Compression;
+pub use compression::{Compression, CompressionLevels};
 pub use config::{CleanupPolicy, LogConfig, TopicCompression};
 pub use error::{Result, StorageError};
 pub use partition::{AppendInfo, AppendOrigin, PartitionLog, ReadResult, TopicPartition};

@@ -765,7 +765,13 @@ fn recompress_for_topic(
         return Ok(None);
     };
     let limit = config.validation_limits().max_decompressed_bytes;
-    crate::recompress::to_codec(records, validated, target, limit)
+    crate::recompress::to_codec(
+        records,
+        validated,
+        target,
+        &config.compression_levels,
+        limit,
+    )
 }
 
 fn split_and_validate(

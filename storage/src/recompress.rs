@@ -4,7 +4,7 @@
 //! timestamps of each batch stay as sent, and its length and CRC are recomputed.
 
 use crate::batch::{compute_crc, ValidatedBatch, BATCH_HEADER_LEN};
-use crate::compression::Compression;
+use crate::compression::{Compression, CompressionLevels};
 use crate::error::Result;
 
 /// Offset of the 4-byte batch length field.
@@ -15,13 +15,14 @@ const ATTRIBUTES_AT: usize = 21;
 const CRC_AT: usize = 17;
 
 /// `records` (the batches `validated` describes, back to back) with every data batch not in
-/// `target` recompressed with it, or `None` when every batch already is (nothing to copy).
-/// Control batches (transaction markers) are left as they are. `limit` bounds the
+/// `target` recompressed with it at `levels`, or `None` when every batch already is (nothing
+/// to copy). Control batches (transaction markers) are left as they are. `limit` bounds the
 /// decompressed size of a batch's records.
 pub(crate) fn to_codec(
     records: &[u8],
     validated: &[ValidatedBatch],
     target: Compression,
+    levels: &CompressionLevels,
     limit: usize,
 ) -> Result<Option<Vec<u8>>> {
     let needs = |v: &ValidatedBatch| -> Result<bool> {
@@ -45,7 +46,7 @@ pub(crate) fn to_codec(
             continue;
         }
         let area = crate::batch::record_area(batch, &v.header, limit)?;
-        let body = target.compress(&area);
+        let body = target.compress_with(&area, levels);
         let start = out.len();
         out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
         out.extend_from_slice(&body);
@@ -115,9 +116,15 @@ mod tests {
         let zstd = batch(Compression::Zstd, &["c"], 0);
         let plain = batch(Compression::None, &["d", "e", "f"], 0);
         let records = [gzip.clone(), zstd.clone(), plain.clone()].concat();
-        let out = to_codec(&records, &validated(&records), Compression::Zstd, 1 << 20)
-            .unwrap()
-            .unwrap();
+        let out = to_codec(
+            &records,
+            &validated(&records),
+            Compression::Zstd,
+            &CompressionLevels::default(),
+            1 << 20,
+        )
+        .unwrap()
+        .unwrap();
         let again = validated(&out);
         assert_eq!(again.len(), 3);
         let mut at = 0;
@@ -150,11 +157,15 @@ mod tests {
     #[test]
     fn nothing_is_copied_when_every_batch_has_the_codec_and_markers_stay() {
         let records = batch(Compression::Lz4, &["a"], 0);
-        assert!(
-            to_codec(&records, &validated(&records), Compression::Lz4, 1 << 20)
-                .unwrap()
-                .is_none()
-        );
+        assert!(to_codec(
+            &records,
+            &validated(&records),
+            Compression::Lz4,
+            &CompressionLevels::default(),
+            1 << 20
+        )
+        .unwrap()
+        .is_none());
         let marker = crate::transactions::TxnMarker {
             producer_id: 7,
             producer_epoch: 2,
@@ -162,19 +173,29 @@ mod tests {
             commit: true,
         }
         .to_batch(5);
-        assert!(
-            to_codec(&marker, &validated(&marker), Compression::Gzip, 1 << 20)
-                .unwrap()
-                .is_none()
-        );
+        assert!(to_codec(
+            &marker,
+            &validated(&marker),
+            Compression::Gzip,
+            &CompressionLevels::default(),
+            1 << 20
+        )
+        .unwrap()
+        .is_none());
     }
 
     #[test]
     fn uncompressed_target_decompresses() {
         let records = batch(Compression::Snappy, &["x", "y"], 0);
-        let out = to_codec(&records, &validated(&records), Compression::None, 1 << 20)
-            .unwrap()
-            .unwrap();
+        let out = to_codec(
+            &records,
+            &validated(&records),
+            Compression::None,
+            &CompressionLevels::default(),
+            1 << 20,
+        )
+        .unwrap()
+        .unwrap();
         let v = validated(&out);
         assert_eq!(v[0].header.compression().unwrap(), Compression::None);
         assert!(out.windows(50).any(|w| w == "x".repeat(50).as_bytes()));

@@ -166,3 +166,86 @@ fn compression_type_values_are_parsed_and_described_as_kafka_names_them() {
     let err = LogConfig::from_pairs([("compression.type", "brotli")]).unwrap_err();
     assert!(err.to_string().contains("brotli"), "{err}");
 }
+
+/// Records of words drawn from a small vocabulary: compressible, but not trivially.
+fn wordy(n: usize) -> Vec<Msg> {
+    const WORDS: [&str; 16] = [
+        "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+        "juliet", "kilo", "lima", "mike", "november", "oscar", "papa",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|i| {
+            let value: Vec<&str> = (0..200)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    WORDS[(state % 16) as usize]
+                })
+                .collect();
+            Msg::kv(&format!("k{i}"), &value.join(" "), NOW + i as i64)
+        })
+        .collect()
+}
+
+#[test]
+fn compression_levels_are_used_when_recompressing() {
+    let records = build_batch(&wordy(40), Compression::None);
+    for (codec, key, low, high) in [
+        (Compression::Zstd, "compression.zstd.level", "1", "19"),
+        (Compression::Gzip, "compression.gzip.level", "1", "9"),
+    ] {
+        let stored_size = |level: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let mut config = with_codec(codec);
+            config.apply(key, level).unwrap();
+            let log = open(dir.path(), config, true);
+            log.append(&records, NOW).unwrap();
+            let stored = log
+                .read(0, 1 << 22)
+                .unwrap()
+                .slice
+                .unwrap()
+                .to_bytes()
+                .unwrap();
+            let recs = decode_batches(&stored);
+            assert_eq!(recs.len(), 40);
+            stored.len()
+        };
+        let (small, large) = (stored_size(high), stored_size(low));
+        assert!(
+            small < large,
+            "{key}: {high} gave {small} bytes, {low} gave {large}"
+        );
+    }
+}
+
+#[test]
+fn compression_levels_are_described_with_kafkas_defaults_and_bounded() {
+    let defaults = LogConfig::default();
+    assert_eq!(
+        defaults.get("compression.gzip.level").as_deref(),
+        Some("-1")
+    );
+    assert_eq!(defaults.get("compression.lz4.level").as_deref(), Some("9"));
+    assert_eq!(defaults.get("compression.zstd.level").as_deref(), Some("3"));
+    for (key, ok, bad) in [
+        ("compression.gzip.level", ["-1", "1", "9"], ["0", "10"]),
+        ("compression.lz4.level", ["1", "9", "17"], ["0", "18"]),
+        (
+            "compression.zstd.level",
+            ["-131072", "0", "22"],
+            ["-131073", "23"],
+        ),
+    ] {
+        for v in ok {
+            let config = LogConfig::from_pairs([(key, v)]).unwrap();
+            assert_eq!(config.get(key).as_deref(), Some(v));
+        }
+        for v in bad {
+            let err = LogConfig::from_pairs([(key, v)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+}

@@ -248,7 +248,10 @@ def test_broker_defaults_show_through_topic_configs(make_broker, client, topic):
 # (min.insync.replicas=2 is the MSK recommendation), so CreateTopics must accept them and
 # DescribeConfigs must list them.
 KAFKA_COMPAT_TOPIC_CONFIGS = {
+    "compression.gzip.level": "-1",
+    "compression.lz4.level": "9",
     "compression.type": "producer",
+    "compression.zstd.level": "3",
     "file.delete.delay.ms": "60000",
     "follower.replication.throttled.replicas": "",
     "leader.replication.throttled.replicas": "",
@@ -272,7 +275,8 @@ def test_standard_kafka_topic_configs_are_accepted_and_described(broker, topic, 
                 "unclean.leader.election.enable": "false", "segment.jitter.ms": "60000",
                 "file.delete.delay.ms": "1000", "local.retention.ms": "-2",
                 "remote.storage.enable": "false",
-                "leader.replication.throttled.replicas": "0:1,1:1"}
+                "leader.replication.throttled.replicas": "0:1,1:1",
+                "compression.zstd.level": "10"}
     with client.admin(broker.bootstrap) as a:
         a.create_topic(topic, 1, explicit)
         got = a.topic_configs(topic)

@@ -15,5 +15,6 @@ pub mod groups;
 pub mod handlers;
 pub mod internal_log;
 pub mod server;
+pub mod sigbus;
 pub mod topics;
 pub mod txn;

@@ -79,6 +79,7 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.resolve()?;
             init_logging(&config.log_level)?;
+            sluice_broker::sigbus::report_on_sigbus();
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("sluice-worker")

@@ -177,10 +177,7 @@ def test_a_damaged_data_dir_is_repaired_on_start(make_broker, topic):
         assert c.watermarks(topic, 0) == (0, kept)
         # Lookups by timestamp in the segment that lost its time index, the one with the
         # bad offset index, and the last one.
-        first_of = [logfiles.batches(part)[0].base_offset]
-        for segment in (logs[1], logs[2]):
-            first_of.append(int(segment.stem))
-        for offset in first_of + [kept - 1]:
+        for offset in (0, int(logs[1].stem), int(logs[2].stem), kept - 1):
             assert c.offsets_for_times(topic, {0: BASE_TS + 10 * offset}) == {0: offset}
         c.assign(topic, {0: int(logs[2].stem) + 1})
         (rec,) = c.read(1)
@@ -195,3 +192,41 @@ def test_a_damaged_data_dir_is_repaired_on_start(make_broker, topic):
         got = c.read(2)
     assert [(g.offset, g.value) for g in got] == [(kept - 1, sent[kept - 1].value),
                                                   (kept, b"after the repair")]
+
+
+def test_a_segment_truncated_under_the_broker_stops_it_with_a_clear_message(make_broker,
+                                                                           topic, request):
+    """Small appends are copied into a shared mapping of the active segment. If another
+    program truncates that file under the running broker, the next copy touches a page past
+    the file's end and the kernel raises SIGBUS: the broker says why in one line and dies of
+    SIGBUS (it cannot go on writing a file it no longer has). Restarted, it repairs the
+    partition and takes appends again."""
+    import os
+    import signal
+
+    confluent, kafka_python = BY_NAME["confluent"], BY_NAME["kafka-python"]
+    b = make_broker()
+    with confluent.admin(b.bootstrap) as admin:
+        admin.create_topic(topic, 1)
+    with confluent.producer(b.bootstrap, acks=-1, linger_ms=0) as p:
+        for i in range(20):
+            (r,) = p.send(topic, [Msg(b"k", b"v%d" % i, timestamp=BASE_TS + i, partition=0)])
+            assert isinstance(r, Delivered), r
+    (segment,) = (b.data_dir / f"{topic}-0").glob("*.log")
+    os.truncate(segment, 0)  # another program's doing
+    with kafka_python.producer(b.bootstrap, acks=-1, linger_ms=0, timeout_ms=5000,
+                               retries=0) as p:
+        (r,) = p.send(topic, [Msg(b"k", b"after the truncation", partition=0)])
+    assert not isinstance(r, Delivered), r
+    assert b.proc.wait(timeout=10) == -signal.SIGBUS
+    request.node.sluice_brokers.remove(b)  # its exit is checked here, not at teardown
+    assert "sluice: SIGBUS: a page of a memory-mapped segment file could not be read" in b.log()
+
+    b2 = make_broker(data_dir=b.data_dir, port=b.port)
+    with confluent.producer(b2.bootstrap, acks=-1, linger_ms=0) as p:
+        (r,) = p.send(topic, [Msg(b"k", b"after the restart", partition=0)])
+    assert isinstance(r, Delivered), r
+    with kafka_python.consumer(b2.bootstrap) as c:
+        c.assign(topic, {0: r.offset})
+        (rec,) = c.read(1)
+    assert (rec.offset, rec.value) == (r.offset, b"after the restart")

@@ -71,6 +71,21 @@ struct Window {
 }
 
 impl Window {
+    /// Maps the window of `file` that holds `position`: from the [`WINDOW`] boundary at or
+    /// below it, [`WINDOW`] + [`SMALL_APPEND`] bytes.
+    fn map(file: &File, position: u64) -> std::io::Result<Self> {
+        let offset = position / WINDOW * WINDOW;
+        // SAFETY: a shared mapping of our own segment file, which only this segment writes,
+        // cuts or deletes; the mapping is dropped before the file is cut.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len((WINDOW + SMALL_APPEND) as usize)
+                .map_mut(file)?
+        };
+        Ok(Window { offset, map })
+    }
+
     fn covers(&self, from: u64, to: u64) -> bool {
         from >= self.offset && to <= self.offset + self.map.len() as u64
     }
@@ -109,28 +124,20 @@ impl WriteAhead {
             self.wrote_to(to);
         }
         let mut window = self.window.lock();
-        if !window.as_ref().is_some_and(|w| w.covers(position, end)) {
-            *window = None;
-            let offset = position / WINDOW * WINDOW;
-            let map_len = (WINDOW + SMALL_APPEND) as usize;
-            // SAFETY: a shared mapping of our own segment file, which only this segment
-            // writes, cuts or deletes; the mapping is dropped before the file is cut.
-            match unsafe {
-                memmap2::MmapOptions::new()
-                    .offset(offset)
-                    .len(map_len)
-                    .map_mut(file)
-            } {
-                Ok(map) => *window = Some(Window { offset, map }),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot map a segment file; appending with pwritev");
-                    self.turn_off();
-                    return false;
+        let w = match window.take() {
+            Some(w) if w.covers(position, end) => window.insert(w),
+            stale => {
+                drop(stale); // unmapped before the next window is mapped
+                match Window::map(file, position) {
+                    Ok(w) => window.insert(w),
+                    Err(e) => {
+                        drop(window);
+                        tracing::warn!(error = %e, "cannot map a segment file; appending with pwritev");
+                        self.turn_off();
+                        return false;
+                    }
                 }
             }
-        }
-        let Some(w) = window.as_mut() else {
-            return false;
         };
         // Every byte copied is below the file's length, in pages the zeros were written to.
         debug_assert!(end <= self.file_len.load(Ordering::Acquire));
@@ -236,6 +243,25 @@ mod tests {
         // Appends go on after a cut back.
         assert!(ahead.copy_small(&file, &[b"more"], end, 4));
         file.read_exact_at(&mut [0u8; 4], end).unwrap();
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_mapped_turns_copying_off() {
+        let dir = tempfile::tempdir().unwrap();
+        // A shared writable mapping needs a file opened for reading too.
+        let file = File::options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        let ahead = WriteAhead::new(0);
+        assert!(!ahead.copy_small(&file, &[b"x"], 0, 1));
+        assert!(
+            ahead.off.load(Ordering::Acquire),
+            "copying is off after the failure"
+        );
+        assert!(!ahead.copy_small(&file, &[b"y"], 0, 1));
     }
 
     #[test]

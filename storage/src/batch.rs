@@ -363,6 +363,22 @@ pub fn set_header_max_timestamp(
     header[17..21].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Appends to `out` the batch whose header is `header` (its first [`BATCH_HEADER_LEN`]
+/// bytes) with `body` as its record area compressed with `codec`: the length, the codec bits
+/// of the attributes and the CRC are rewritten, every other field is kept.
+pub fn push_with_record_area(out: &mut Vec<u8>, header: &[u8], codec: Compression, body: &[u8]) {
+    let start = out.len();
+    out.extend_from_slice(&header[..BATCH_HEADER_LEN]);
+    out.extend_from_slice(body);
+    let batch = &mut out[start..];
+    let length = (batch.len() - 12) as i32;
+    batch[8..12].copy_from_slice(&length.to_be_bytes());
+    let attributes = (be_i16(batch, 21) & !0x07) | i16::from(codec.id());
+    batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+    let crc = compute_crc(batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,11 +316,9 @@ impl PartitionLog {
         let validated = split_and_validate(records, &config, now_ms)?;
         let recompressed;
         let (records, validated) = match recompress_for_topic(records, &validated, &config)? {
-            Some(rebuilt) => {
+            Some((rebuilt, revalidated)) => {
                 recompressed = rebuilt;
-                // Checked again: the new sizes must still fit max.message.bytes.
-                let validated = split_and_validate(&recompressed, &config, now_ms)?;
-                (&recompressed[..], validated)
+                (&recompressed[..], revalidated)
             }
             None => (records, validated),
         };
@@ -754,23 +752,22 @@ impl Drop for PartitionLog {
     }
 }
 
-/// `records` recompressed with the topic's `compression.type` codec, or `None` when the
-/// topic stores batches as sent or they already use it.
+/// `records` recompressed with the topic's `compression.type` codec, with their validation,
+/// or `None` when the topic stores batches as sent or they already use it.
 fn recompress_for_topic(
     records: &[u8],
     validated: &[ValidatedBatch],
     config: &LogConfig,
-) -> Result<Option<Vec<u8>>> {
+) -> Result<Option<(Vec<u8>, Vec<ValidatedBatch>)>> {
     let TopicCompression::Codec(target) = config.compression_type else {
         return Ok(None);
     };
-    let limit = config.validation_limits().max_decompressed_bytes;
     crate::recompress::to_codec(
         records,
         validated,
         target,
         &config.compression_levels,
-        limit,
+        &config.validation_limits(),
     )
 }
 

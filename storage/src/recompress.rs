@@ -3,28 +3,23 @@
 //! Kafka's broker does. Only the record area changes: offsets, producer fields, flags and
 //! timestamps of each batch stay as sent, and its length and CRC are recomputed.
 
-use crate::batch::{compute_crc, ValidatedBatch, BATCH_HEADER_LEN};
+use crate::batch::{push_with_record_area, BatchHeader, ValidatedBatch, ValidationLimits};
 use crate::compression::{Compression, CompressionLevels};
-use crate::error::Result;
-
-/// Offset of the 4-byte batch length field.
-const LENGTH_AT: usize = 8;
-/// Offset of the 2-byte attributes field (its low 3 bits are the codec).
-const ATTRIBUTES_AT: usize = 21;
-/// Offset of the 4-byte CRC-32C field.
-const CRC_AT: usize = 17;
+use crate::error::{Result, StorageError};
 
 /// `records` (the batches `validated` describes, back to back) with every data batch not in
-/// `target` recompressed with it at `levels`, or `None` when every batch already is (nothing
-/// to copy). Control batches (transaction markers) are left as they are. `limit` bounds the
-/// decompressed size of a batch's records.
+/// `target` recompressed with it at `levels`, and the batches' validation carried over, or
+/// `None` when every batch already is in `target` (nothing to copy). Control batches
+/// (transaction markers) are left as they are. Only the record area's encoding changes, so
+/// what validation found about the records still holds; the new size is checked against
+/// `limits.max_batch_bytes` (MESSAGE_TOO_LARGE, as Kafka checks it after recompressing).
 pub(crate) fn to_codec(
     records: &[u8],
     validated: &[ValidatedBatch],
     target: Compression,
     levels: &CompressionLevels,
-    limit: usize,
-) -> Result<Option<Vec<u8>>> {
+    limits: &ValidationLimits,
+) -> Result<Option<(Vec<u8>, Vec<ValidatedBatch>)>> {
     let needs = |v: &ValidatedBatch| -> Result<bool> {
         Ok(!v.header.is_control() && v.header.compression()? != target)
     };
@@ -36,6 +31,7 @@ pub(crate) fn to_codec(
         return Ok(None);
     }
     let mut out = Vec::with_capacity(records.len());
+    let mut revalidated = Vec::with_capacity(validated.len());
     let mut position = 0;
     for v in validated {
         let size = v.header.total_size();
@@ -43,28 +39,36 @@ pub(crate) fn to_codec(
         position += size;
         if !needs(v)? {
             out.extend_from_slice(batch);
+            revalidated.push(*v);
             continue;
         }
-        let area = crate::batch::record_area(batch, &v.header, limit)?;
-        let body = target.compress_with(&area, levels);
+        let area = crate::batch::record_area(batch, &v.header, limits.max_decompressed_bytes)?;
         let start = out.len();
-        out.extend_from_slice(&batch[..BATCH_HEADER_LEN]);
-        out.extend_from_slice(&body);
-        let written = &mut out[start..];
-        let length = (written.len() - LENGTH_AT - 4) as i32;
-        written[LENGTH_AT..LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
-        let attributes = (v.header.attributes & !0x07) | i16::from(target.id());
-        written[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
-        let crc = compute_crc(written);
-        written[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        push_with_record_area(
+            &mut out,
+            batch,
+            target,
+            &target.compress_with(&area, levels),
+        );
+        let size = out.len() - start;
+        if size > limits.max_batch_bytes {
+            return Err(StorageError::MessageTooLarge {
+                size,
+                limit: limits.max_batch_bytes,
+            });
+        }
+        revalidated.push(ValidatedBatch {
+            header: BatchHeader::parse(&out[start..])?,
+            ..*v
+        });
     }
-    Ok(Some(out))
+    Ok(Some((out, revalidated)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::{record_area, validate, BatchHeader, ValidationLimits};
+    use crate::batch::{record_area, validate};
     use crate::builder::BatchBuilder;
     use crate::record::RecordIter;
 
@@ -95,6 +99,22 @@ mod tests {
         out
     }
 
+    /// `to_codec` at the default levels and limits, checking that the validation it carries
+    /// over is what validating its output finds.
+    fn recompressed(records: &[u8], target: Compression) -> Option<Vec<u8>> {
+        let limits = ValidationLimits::default();
+        let (out, carried) = to_codec(
+            records,
+            &validated(records),
+            target,
+            &CompressionLevels::default(),
+            &limits,
+        )
+        .unwrap()?;
+        assert_eq!(carried, validated(&out));
+        Some(out)
+    }
+
     fn keys_and_values(batch: &[u8]) -> Vec<(Vec<u8>, Vec<u8>, i64)> {
         let header = BatchHeader::parse(batch).unwrap();
         let area = record_area(batch, &header, usize::MAX >> 1).unwrap();
@@ -116,15 +136,7 @@ mod tests {
         let zstd = batch(Compression::Zstd, &["c"], 0);
         let plain = batch(Compression::None, &["d", "e", "f"], 0);
         let records = [gzip.clone(), zstd.clone(), plain.clone()].concat();
-        let out = to_codec(
-            &records,
-            &validated(&records),
-            Compression::Zstd,
-            &CompressionLevels::default(),
-            1 << 20,
-        )
-        .unwrap()
-        .unwrap();
+        let out = recompressed(&records, Compression::Zstd).unwrap();
         let again = validated(&out);
         assert_eq!(again.len(), 3);
         let mut at = 0;
@@ -157,15 +169,7 @@ mod tests {
     #[test]
     fn nothing_is_copied_when_every_batch_has_the_codec_and_markers_stay() {
         let records = batch(Compression::Lz4, &["a"], 0);
-        assert!(to_codec(
-            &records,
-            &validated(&records),
-            Compression::Lz4,
-            &CompressionLevels::default(),
-            1 << 20
-        )
-        .unwrap()
-        .is_none());
+        assert!(recompressed(&records, Compression::Lz4).is_none());
         let marker = crate::transactions::TxnMarker {
             producer_id: 7,
             producer_epoch: 2,
@@ -173,29 +177,13 @@ mod tests {
             commit: true,
         }
         .to_batch(5);
-        assert!(to_codec(
-            &marker,
-            &validated(&marker),
-            Compression::Gzip,
-            &CompressionLevels::default(),
-            1 << 20
-        )
-        .unwrap()
-        .is_none());
+        assert!(recompressed(&marker, Compression::Gzip).is_none());
     }
 
     #[test]
     fn uncompressed_target_decompresses() {
         let records = batch(Compression::Snappy, &["x", "y"], 0);
-        let out = to_codec(
-            &records,
-            &validated(&records),
-            Compression::None,
-            &CompressionLevels::default(),
-            1 << 20,
-        )
-        .unwrap()
-        .unwrap();
+        let out = recompressed(&records, Compression::None).unwrap();
         let v = validated(&out);
         assert_eq!(v[0].header.compression().unwrap(), Compression::None);
         assert!(out.windows(50).any(|w| w == "x".repeat(50).as_bytes()));

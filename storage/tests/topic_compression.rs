@@ -30,10 +30,15 @@ fn with_codec(codec: Compression) -> LogConfig {
     }
 }
 
+/// Every byte of the log's batches, as a fetch from offset 0 returns them.
+fn stored_bytes(log: &sluice_storage::PartitionLog) -> bytes::Bytes {
+    let slice = log.read(0, 1 << 24).unwrap().slice.unwrap();
+    slice.to_bytes().unwrap()
+}
+
 /// The codec of every stored batch, in order.
 fn stored_codecs(log: &sluice_storage::PartitionLog) -> Vec<Compression> {
-    let slice = log.read(0, 1 << 24).unwrap().slice.unwrap();
-    split_batches(&slice.to_bytes().unwrap())
+    split_batches(&stored_bytes(log))
         .iter()
         .map(|(h, _)| h.compression().unwrap())
         .collect()
@@ -72,13 +77,7 @@ fn a_batch_already_in_the_codec_is_stored_byte_for_byte() {
     let log = open(dir.path(), with_codec(Compression::Lz4), true);
     let batch = build_batch(&msgs("same", 4, NOW), Compression::Lz4);
     log.append(&batch, NOW).unwrap();
-    let stored = log
-        .read(0, 1 << 20)
-        .unwrap()
-        .slice
-        .unwrap()
-        .to_bytes()
-        .unwrap();
+    let stored = stored_bytes(&log);
     // Only the offset and leader epoch fields (outside the CRC) may differ.
     assert_eq!(stored[16..], batch[16..]);
 }
@@ -104,8 +103,7 @@ fn producer_fields_and_log_append_time_survive_recompression_and_retries_are_rec
         (retry.base_offset, retry.last_offset),
         (first.base_offset, first.last_offset)
     );
-    let slice = log.read(0, 1 << 20).unwrap().slice.unwrap();
-    let batches = split_batches(&slice.to_bytes().unwrap());
+    let batches = split_batches(&stored_bytes(&log));
     assert_eq!(batches.len(), 1);
     let (h, stored) = &batches[0];
     assert_eq!(h.compression().unwrap(), Compression::Zstd);
@@ -202,13 +200,7 @@ fn compression_levels_are_used_when_recompressing() {
             config.apply(key, level).unwrap();
             let log = open(dir.path(), config, true);
             log.append(&records, NOW).unwrap();
-            let stored = log
-                .read(0, 1 << 22)
-                .unwrap()
-                .slice
-                .unwrap()
-                .to_bytes()
-                .unwrap();
+            let stored = stored_bytes(&log);
             let recs = decode_batches(&stored);
             assert_eq!(recs.len(), 40);
             stored.len()

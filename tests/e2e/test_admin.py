@@ -282,7 +282,11 @@ def test_standard_kafka_topic_configs_are_accepted_and_described(broker, topic, 
         got = a.topic_configs(topic)
         refused = expect_failure(INVALID_CONFIG, a.create_topic, topic + ".tiered", 1,
                                  {"remote.storage.enable": "true"})
-        assert topic + ".tiered" not in a.topics()
+        for bad in ({"compression.zstd.level": "23"}, {"compression.gzip.level": "0"},
+                    {"segment.jitter.ms": "-1"},
+                    {"leader.replication.throttled.replicas": "all of them"}):
+            expect_failure(INVALID_CONFIG, a.create_topic, topic + ".bad", 1, bad)
+        assert not {topic + ".tiered", topic + ".bad"} & a.topics()
     if client_name == "confluent":  # kafka-python does not pass the broker's message on
         assert "tiered" in str(refused), refused
     want = {k: ConfigValue(v, DEFAULT, False) for k, v in KAFKA_COMPAT_TOPIC_CONFIGS.items()}

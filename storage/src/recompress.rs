@@ -43,13 +43,16 @@ pub(crate) fn to_codec(
             continue;
         }
         let area = crate::batch::record_area(batch, &v.header, limits.max_decompressed_bytes)?;
+        let body = target.compress_with(&area, levels);
+        if body.is_empty() && !area.is_empty() {
+            // Every codec's output has a frame header: empty means the encoder failed (it
+            // could not allocate), and a batch without its records must never be stored.
+            return Err(StorageError::CorruptMessage(format!(
+                "recompressing a batch with {target:?} failed"
+            )));
+        }
         let start = out.len();
-        push_with_record_area(
-            &mut out,
-            batch,
-            target,
-            &target.compress_with(&area, levels),
-        );
+        push_with_record_area(&mut out, batch, target, &body);
         let size = out.len() - start;
         if size > limits.max_batch_bytes {
             return Err(StorageError::MessageTooLarge {
